@@ -1,9 +1,23 @@
 """Every test runs on 8 simulated CPU devices, so sharding is exercised without accelerators."""
 
 import os
+import pathlib
+
+import pytest
 
 os.environ["XLA_FLAGS"] = (
     os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> pathlib.Path:
+    """`../shared/data` beside the checkout (real datasets; read in place, never copied)."""
+    path = ROOT.parent / "shared" / "data"
+    if not path.is_dir():
+        pytest.fail(f"{path} is missing: the tests need ../shared/data beside the checkout")
+    return path

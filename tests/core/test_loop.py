@@ -15,14 +15,22 @@ from thesis_jax.core.logging import read_metrics
 
 
 def _leaves_equal(a, b):
-    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b),
-                                                   strict=True))
+    return all(
+        np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
+    )
 
 
 def test_sigterm_then_resume_is_bit_identical_to_uninterrupted(tmp_path):
     handler_before = signal.getsignal(signal.SIGTERM)
-    full = train(toy.init_state(), toy.update, toy.batch_fn, num_steps=20,
-                 workdir=tmp_path / "full", checkpoint_every=5, log_every=5)
+    full = train(
+        toy.init_state(),
+        toy.update,
+        toy.batch_fn,
+        num_steps=20,
+        workdir=tmp_path / "full",
+        checkpoint_every=5,
+        log_every=5,
+    )
     assert not full.interrupted and full.step == 20
 
     def batch_fn_with_preemption(step):
@@ -30,13 +38,27 @@ def test_sigterm_then_resume_is_bit_identical_to_uninterrupted(tmp_path):
             os.kill(os.getpid(), signal.SIGTERM)
         return toy.batch_fn(step)
 
-    part = train(toy.init_state(), toy.update, batch_fn_with_preemption, num_steps=20,
-                 workdir=tmp_path / "resumed", checkpoint_every=5, log_every=5)
+    part = train(
+        toy.init_state(),
+        toy.update,
+        batch_fn_with_preemption,
+        num_steps=20,
+        workdir=tmp_path / "resumed",
+        checkpoint_every=5,
+        log_every=5,
+    )
     assert part.interrupted and part.step == 13
     assert 13 in Checkpointer(tmp_path / "resumed" / "checkpoints", save_every=5).all_steps()
 
-    resumed = train(toy.init_state(seed=99), toy.update, toy.batch_fn, num_steps=20,
-                    workdir=tmp_path / "resumed", checkpoint_every=5, log_every=5)
+    resumed = train(
+        toy.init_state(seed=99),
+        toy.update,
+        toy.batch_fn,
+        num_steps=20,
+        workdir=tmp_path / "resumed",
+        checkpoint_every=5,
+        log_every=5,
+    )
     assert not resumed.interrupted and resumed.step == 20
     assert _leaves_equal(resumed.state.params, full.state.params)
     assert _leaves_equal(resumed.state.opt_state, full.state.opt_state)
@@ -45,29 +67,47 @@ def test_sigterm_then_resume_is_bit_identical_to_uninterrupted(tmp_path):
 
 
 def test_checkpoints_keep_the_last_k(tmp_path):
-    train(toy.init_state(), toy.update, toy.batch_fn, num_steps=12, workdir=tmp_path,
-          checkpoint_every=2, keep_checkpoints=3, log_every=4)
+    train(
+        toy.init_state(),
+        toy.update,
+        toy.batch_fn,
+        num_steps=12,
+        workdir=tmp_path,
+        checkpoint_every=2,
+        keep_checkpoints=3,
+        log_every=4,
+    )
     assert Checkpointer(tmp_path / "checkpoints", save_every=2).all_steps() == [8, 10, 12]
 
 
 def test_metrics_eval_and_periodic_jobs(tmp_path):
     seen = []
-    result = train(toy.init_state(), toy.update, toy.batch_fn, num_steps=10, workdir=tmp_path,
-                   log_every=5, eval_every=5, eval_fn=lambda s: {"step_seen": float(s.step)},
-                   periodic=[Periodic(every=4, fn=lambda step, s: seen.append(step))])
+    result = train(
+        toy.init_state(),
+        toy.update,
+        toy.batch_fn,
+        num_steps=10,
+        workdir=tmp_path,
+        log_every=5,
+        eval_every=5,
+        eval_fn=lambda s: {"step_seen": float(s.step)},
+        periodic=[Periodic(every=4, fn=lambda step, s: seen.append(step))],
+    )
     assert seen == [4, 8, 10]
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     train_steps = [r["step"] for r in records if "train/loss" in r]
     assert train_steps == [5, 10]
-    assert all(np.isfinite(r["train/loss"]) and r["train/steps_per_sec"] > 0
-               for r in records if "train/loss" in r)
+    assert all(
+        np.isfinite(r["train/loss"]) and r["train/steps_per_sec"] > 0
+        for r in records
+        if "train/loss" in r
+    )
     assert [r["eval/step_seen"] for r in records if "eval/step_seen" in r] == [5.0, 10.0]
     assert result.eval_metrics == {"step_seen": 10.0}
 
 
 def test_loss_decreases_on_learnable_task(tmp_path):
-    train(toy.init_state(), toy.update, toy.batch_fn, num_steps=100, workdir=tmp_path,
-          log_every=20)
+    train(toy.init_state(), toy.update, toy.batch_fn, num_steps=100, workdir=tmp_path, log_every=20)
     losses = [r["train/loss"] for r in read_metrics(tmp_path)]
     assert losses[-1] < 0.6 * losses[0]
 
@@ -78,5 +118,12 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
         return state, {"loss": jnp.where(state.step >= 3, jnp.nan, metrics["loss"])}
 
     with pytest.raises(FloatingPointError, match=r"non-finite .* at step 4.*checkpoint"):
-        train(toy.init_state(), bad_update, toy.batch_fn, num_steps=10, workdir=tmp_path,
-              log_every=2, checkpoint_every=2)
+        train(
+            toy.init_state(),
+            bad_update,
+            toy.batch_fn,
+            num_steps=10,
+            workdir=tmp_path,
+            log_every=2,
+            checkpoint_every=2,
+        )

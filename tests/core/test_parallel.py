@@ -19,16 +19,21 @@ def test_sharded_update_equals_single_device_update():
     sharded = parallel.jit_update(toy.update, mesh, donate=False)
 
     state1, metrics1 = single(toy.init_state(), batch)
-    state8, metrics8 = sharded(parallel.replicate(toy.init_state(), mesh),
-                               parallel.shard_batch(batch, mesh))
+    state8, metrics8 = sharded(
+        parallel.replicate(toy.init_state(), mesh), parallel.shard_batch(batch, mesh)
+    )
 
     assert state8.params["Dense_0"]["kernel"].sharding.is_fully_replicated
     np.testing.assert_allclose(metrics8["loss"], metrics1["loss"], rtol=1e-6)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
-                 state8.params, state1.params)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+        state8.params,
+        state1.params,
+    )
     # Not a no-op: the parameters moved.
-    moved = jax.tree.map(lambda a, b: float(np.abs(a - b).max()), state1.params,
-                         toy.init_state().params)
+    moved = jax.tree.map(
+        lambda a, b: float(np.abs(a - b).max()), state1.params, toy.init_state().params
+    )
     assert max(jax.tree.leaves(moved)) > 1e-4
 
 
@@ -53,14 +58,20 @@ def test_batch_not_divisible_by_devices_is_a_clear_error():
 def test_map_batched_covers_every_example_once():
     mesh = parallel.data_mesh()
     data = {"x": np.arange(37, dtype=np.float32)[:, None]}
-    out = parallel.map_batched(lambda p, b: b["x"][:, 0] * p, np.float32(2.0), data,
-                               batch_size=16, mesh=mesh)
+    out = parallel.map_batched(
+        lambda p, b: b["x"][:, 0] * p, np.float32(2.0), data, batch_size=16, mesh=mesh
+    )
     np.testing.assert_array_equal(out, 2.0 * np.arange(37))
 
 
 def test_single_process_is_not_initialised(monkeypatch):
-    for var in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE",
-                "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS"):
+    for var in (
+        "JAX_COORDINATOR_ADDRESS",
+        "SLURM_NTASKS",
+        "OMPI_COMM_WORLD_SIZE",
+        "TPU_WORKER_HOSTNAMES",
+        "MEGASCALE_COORDINATOR_ADDRESS",
+    ):
         monkeypatch.delenv(var, raising=False)
     assert parallel.multihost_environment() is None
     assert parallel.initialize_distributed() is False

@@ -8,11 +8,18 @@ an interrupted-and-resumed run bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+
+# Orbax reports every file operation at INFO; a training log needs only its warnings.
+logging.getLogger("orbax").setLevel(logging.WARNING)
+logging.getLogger("absl").addFilter(
+    lambda record: "orbax" not in record.pathname or record.levelno >= logging.WARNING
+)
 
 
 class Checkpointer:

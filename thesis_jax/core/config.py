@@ -175,14 +175,25 @@ def split_config_args(argv: Sequence[str]) -> tuple[str | None, dict[str, str], 
 
 
 def run(
-    main: Callable[[ml_collections.ConfigDict], None],
+    main: Callable[[ml_collections.ConfigDict, str], None],
     *,
+    name: str,
     preset_file: str | os.PathLike,
     default_preset: str,
 ) -> None:
-    """`absl.app.run` for a binary whose first flag is `--config` (see module docstring)."""
+    """`absl.app.run` for an experiment binary: `--config` (module docstring) and `--workdir`.
+
+    Initialises multi-host JAX when launched so, then calls `main(config, workdir)`; the workdir
+    defaults to `runs/<name>/<preset>`.
+    """
     from absl import app, flags
 
+    workdir_flag = flags.DEFINE_string(
+        "workdir",
+        None,
+        f"Output folder: checkpoints, metrics, pictures (default: "
+        f"runs/{name}/<preset>). Rerunning with the same workdir resumes.",
+    )
     holder: dict[str, ml_collections.ConfigDict] = {}
 
     def parse(argv: list[str]) -> list[str]:
@@ -201,6 +212,10 @@ def run(
     def run_main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a flag")
-        main(holder["config"])
+        from thesis_jax.core import parallel
+
+        parallel.initialize_distributed()  # before anything touches a JAX backend
+        config = holder["config"]
+        main(config, workdir_flag.value or os.path.join("runs", name, config.preset))
 
     app.run(run_main, flags_parser=parse)

@@ -166,7 +166,13 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, float]]:
 
 
 def progress_bar(total: int, *, initial: int = 0, desc: str | None = None) -> tqdm:
-    """A progress bar with rate and ETA, shown on process 0 only."""
+    """A progress bar with rate and ETA, shown on process 0 only.
+
+    On a terminal it redraws often; into a log file (no TTY) it writes a line every 30 s.
+    """
+    import sys
+
+    interactive = sys.stderr.isatty()
     return tqdm(
         total=total,
         initial=initial,
@@ -175,4 +181,6 @@ def progress_bar(total: int, *, initial: int = 0, desc: str | None = None) -> tq
         dynamic_ncols=True,
         unit="step",
         smoothing=0.1,
+        mininterval=0.2 if interactive else 30.0,
+        maxinterval=10.0 if interactive else 60.0,
     )

@@ -180,7 +180,9 @@ def train(
                     if step % job.every == 0:
                         job.fn(step, state)
                 checkpointer.maybe_save(step, state)
-                out_of_budget = max_steps_this_run is not None and step - start >= max_steps_this_run
+                out_of_budget = (
+                    max_steps_this_run is not None and step - start >= max_steps_this_run
+                )
                 if out_of_budget or (step % stop_every == 0 and stop.agreed()):
                     interrupted = step < num_steps
                     break

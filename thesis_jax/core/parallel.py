@@ -104,6 +104,20 @@ def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
     return global_batch_size // jax.process_count()
 
 
+def process_slice(global_batch: Any) -> Any:
+    """This process's contiguous share of every array of a global numpy batch."""
+
+    def cut(x: Any) -> Any:
+        x = np.asarray(x)
+        count, index = jax.process_count(), jax.process_index()
+        if x.shape[0] % count:
+            raise ValueError(f"a batch of {x.shape[0]} does not split over {count} processes")
+        share = x.shape[0] // count
+        return x[index * share : (index + 1) * share]
+
+    return global_batch if jax.process_count() == 1 else jax.tree.map(cut, global_batch)
+
+
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
     """Turns this process's numpy slice of the batch into global arrays sharded over `data`."""
     sharding = batch_sharded(mesh)
@@ -145,9 +159,7 @@ def jit_apply(apply: Callable[..., Any], mesh: Mesh) -> Callable:
     )
 
 
-def _padded_chunks(
-    arrays: Any, batch_size: int
-) -> Iterator[tuple[Any, int]]:
+def _padded_chunks(arrays: Any, batch_size: int) -> Iterator[tuple[Any, int]]:
     leaves = jax.tree.leaves(arrays)
     total = len(leaves[0])
     for start in range(0, total, batch_size):

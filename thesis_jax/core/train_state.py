@@ -2,8 +2,9 @@
 
 A `flax.struct.dataclass`: the step counter, parameters, optimizer state, mutable model state
 (e.g. BatchNorm statistics) and the PRNG key are pytree leaves (sharded, checkpointed); the
-model's `apply` and the optax transformation are static fields, so `update(state, batch)` needs
-nothing else and stays a pure function.
+model's `apply`, the optax transformation and the method's hyperparameters (a frozen, hashable
+dataclass) are static fields, so `update(state, batch)` needs nothing else and stays a pure
+function.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class TrainState:
     rng: jax.Array
     apply_fn: Callable[..., Any] = struct.field(pytree_node=False)
     tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    hparams: Any = struct.field(pytree_node=False, default=None)
 
     @classmethod
     def create(
@@ -36,6 +38,7 @@ class TrainState:
         apply_fn: Callable[..., Any],
         rng: jax.Array,
         model_state: Any = None,
+        hparams: Any = None,
     ) -> TrainState:
         return cls(
             step=jnp.zeros((), jnp.int32),
@@ -45,6 +48,7 @@ class TrainState:
             rng=rng,
             apply_fn=apply_fn,
             tx=tx,
+            hparams=hparams,
         )
 
     def apply_gradients(self, grads: Any, **changes: Any) -> TrainState:

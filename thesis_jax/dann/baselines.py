@@ -17,10 +17,12 @@ in a domain (dead ReLU units) are only centred there. `standardize=False` centre
 its own mean and keeps the feature scales.
 """
 
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 SVM_MAX_ITER = 10_000
@@ -81,6 +83,13 @@ def _principal_directions(centred: np.ndarray, num_components: int) -> np.ndarra
     largest = np.argmax(np.abs(basis), axis=0)
     signs = np.sign(basis[largest, np.arange(basis.shape[1])])
     return basis * np.where(signs == 0.0, 1.0, signs)
+
+
+def _aligned(
+    source: np.ndarray, target: np.ndarray, source_basis: np.ndarray, target_basis: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    alignment = source_basis.T @ target_basis  # M = X_S^T X_T (Fernando et al. 2013)
+    return source @ source_basis @ alignment, target @ target_basis
 
 
 def _check_num_components(num_components: int, source: np.ndarray, target: np.ndarray) -> None:
@@ -147,8 +156,7 @@ def subspace_alignment(
     target = _standardized(target, standardize)
     source_basis = _principal_directions(source, num_components)
     target_basis = _principal_directions(target, num_components)
-    alignment = source_basis.T @ target_basis  # M = X_S^T X_T (Fernando et al. 2013)
-    return source @ source_basis @ alignment, target @ target_basis
+    return _aligned(source, target, source_basis, target_basis)
 
 
 def fit_linear_svm(
@@ -176,7 +184,11 @@ def fit_linear_svm(
     if not C > 0:
         raise ValueError(f"C must be positive, got {C}")
     classifier = LinearSVC(C=C, dual="auto", max_iter=SVM_MAX_ITER, random_state=seed)
-    return classifier.fit(features, labels)
+    with warnings.catch_warnings():
+        # At large C on unscaled activations liblinear may stop at max_iter; the classifier it
+        # has then is still a valid linear classifier, and its held-out accuracy is what counts.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return classifier.fit(features, labels)
 
 
 def linear_svm_accuracy(
@@ -188,9 +200,20 @@ def linear_svm_accuracy(
     C: float = 1.0,
     seed: int = 0,
 ) -> float:
-    """Test accuracy of a linear SVM fitted on (train_x, train_y), see `fit_linear_svm`."""
+    """Test accuracy of a linear SVM fitted on (train_x, train_y), see `fit_linear_svm`.
+
+    Features are standardised with the training set's statistics first (an affine map, so the
+    class of linear classifiers is unchanged, but liblinear converges on raw ReLU activations
+    only after it).
+    """
+    train_x = _feature_matrix(train_x, "train_x")
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    train_x = (train_x - mean) / std
     classifier = fit_linear_svm(train_x, train_y, C=C, seed=seed)
     test_x = _feature_matrix(test_x, "test_x", min_samples=1)
+    if test_x.shape[1] == mean.shape[0]:
+        test_x = (test_x - mean) / std
     if test_x.shape[1] != classifier.n_features_in_:
         raise ValueError(
             "train_x and test_x must have the same feature dimension, got "
@@ -253,19 +276,18 @@ def subspace_alignment_accuracy(
     largest = min(source_x.shape[1], source_x.shape[0], target_x.shape[0])
     candidates = [d for d in candidates if d <= largest]
     if not candidates:
-        raise ValueError(
-            f"no candidate number of components is <= min(D, n_s, n_t) = {largest}"
-        )
+        raise ValueError(f"no candidate number of components is <= min(D, n_s, n_t) = {largest}")
     source = _standardized(source_x, standardize)
     target = _standardized(target_x, standardize)
     source_basis = _principal_directions(source, candidates[-1])
     target_basis = _principal_directions(target, candidates[-1])
     accuracies = {}
     for d in candidates:
-        source_d, target_d = source_basis[:, :d], target_basis[:, :d]
-        alignment = source_d.T @ target_d  # M = X_S^T X_T (Fernando et al. 2013)
+        aligned_source, projected_target = _aligned(
+            source, target, source_basis[:, :d], target_basis[:, :d]
+        )
         accuracies[d] = linear_svm_accuracy(
-            source @ source_d @ alignment, source_y, target @ target_d, target_y, C=C, seed=seed
+            aligned_source, source_y, projected_target, target_y, C=C, seed=seed
         )
     best = max(candidates, key=lambda d: (accuracies[d], -d))
     return SAResult(

@@ -25,9 +25,8 @@ class DatasetNotFoundError(FileNotFoundError):
         self.looked_in = tuple(str(path) for path in looked_in)
         self.how_to_prepare = how_to_prepare
         searched = "\n".join(f"  - {path}" for path in self.looked_in) or "  (nowhere)"
-        message = (
-            f"{what} not found.\nLooked in:\n{searched}\nHow to prepare it:\n"
-            + "\n".join(f"  {line}" for line in how_to_prepare.strip().splitlines())
+        message = f"{what} not found.\nLooked in:\n{searched}\nHow to prepare it:\n" + "\n".join(
+            f"  {line}" for line in how_to_prepare.strip().splitlines()
         )
         super().__init__(message)
 

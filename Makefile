@@ -1,0 +1,77 @@
+# thesis_jax: every target sets up what it needs, then runs. A second run reuses .venv.
+#
+#   make demo        the tour of every method on its offline preset -> runs/tour/index.html
+#   make test        the fast test suite (what CI runs)
+#   make test-slow   the long tests (real training runs, full benchmark evaluations)
+#   make bench       speed benchmarks against peers
+#   make lint        ruff check + format check
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the project uses (fonts for Syn Numbers).
+SYSTEM_PACKAGES := fonts-dejavu-core
+# The first Python >= 3.12 found: python3.12, pyenv's, then python3.13 / python3.
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 \
+	/root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 \
+	python3.13 python3; do \
+	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo "$$p"; break; }; \
+	done)
+PYTEST_WORKERS ?= 2
+
+.PHONY: demo test test-slow bench lint system-packages clean
+
+system-packages:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \
+	  else \
+	    echo "missing Debian packages; run:  sudo apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(PY):
+	@if [ -z "$(PYTHON)" ]; then echo "need Python >= 3.12 (python3.12 not found)"; exit 1; fi
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# One stamp per set of extras; reinstalled when pyproject.toml changes.
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e ".[$(subst +,$(comma),$*)]"
+	@touch $@
+
+comma := ,
+
+demo: system-packages $(VENV)/.installed-tensorboard
+	$(PY) -m experiments.tour --workdir=runs/tour
+
+test: system-packages $(VENV)/.installed-tfds+dev
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
+
+test-slow: system-packages $(VENV)/.installed-tfds+dev
+	$(PY) -m pytest -q -m slow
+
+# PyTorch (CPU) for the comparison lives in its own venv: the CPU wheel on this kind of machine
+# is built for Python 3.11; elsewhere pip takes it from the PyTorch CPU index.
+$(VENV)-torch/bin/python:
+	@py=$$(for p in python3.11 $$HOME/.pyenv/versions/3.11*/bin/python3.11 /root/.pyenv/versions/3.11*/bin/python3.11 python3; do \
+	  "$$p" -c 'import sys' 2>/dev/null && { echo "$$p"; break; }; done); \
+	$$py -m venv $(VENV)-torch && \
+	{ $(VENV)-torch/bin/pip install -q torch==2.13.0 2>/dev/null \
+	  || $(VENV)-torch/bin/pip install -q torch --index-url https://download.pytorch.org/whl/cpu; } \
+	|| { echo "PyTorch could not be installed; the benchmark reports JAX alone"; rm -rf $(VENV)-torch; }
+
+bench: $(VENV)/.installed-dev
+	-@$(MAKE) -s $(VENV)-torch/bin/python
+	$(PY) benchmarks/dann_step.py --torch-python=$(VENV)-torch/bin/python
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+clean:
+	rm -rf runs .pytest_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""Presets resolve, overrides apply with the field's type, and mistakes give clear errors."""
+
+import glob
+import os
+import subprocess
+import sys
+
+import pytest
+
+from thesis_jax.core import config as config_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DANN_PRESETS = os.path.join(ROOT, "experiments", "configs", "dann.py")
+PRESET_FILES = sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py")))
+PRESET_FILES = [p for p in PRESET_FILES if not p.endswith("__init__.py")]
+
+
+@pytest.mark.parametrize("path", PRESET_FILES, ids=os.path.basename)
+def test_every_preset_has_the_common_fields(path):
+    module = config_lib.load_preset_module(path)
+    assert module.PRESETS
+    for preset in module.PRESETS:
+        config = config_lib.get_config(preset, path, {"num_steps": "5"})
+        for field in config_lib.REQUIRED_FIELDS:
+            assert field in config, (preset, field)
+        assert config.num_steps == 5 and config.preset == preset
+
+
+def test_name_and_path_forms_agree():
+    by_name = config_lib.get_config("svhn_mnist", DANN_PRESETS)
+    by_path = config_lib.get_config(f"{DANN_PRESETS}:svhn_mnist", "/nonexistent.py")
+    assert by_name.to_dict() == by_path.to_dict()
+    assert by_name.architecture == "svhn" and by_name.learning_rate.alpha == 0.0
+    first = config_lib.get_config(DANN_PRESETS, "/nonexistent.py")
+    assert first.preset == "digits"
+
+
+def test_overrides_take_the_field_type():
+    config = config_lib.get_config(
+        "digits",
+        DANN_PRESETS,
+        {
+            "batch_size": "32",
+            "learning_rate.mu0": "0.5",
+            "svm_retrain": "false",
+            "methods": "('dann',)",
+            "bsds_dir": "/data/bsds",
+        },
+    )
+    assert config.batch_size == 32 and isinstance(config.batch_size, int)
+    assert config.learning_rate.mu0 == 0.5
+    assert config.svm_retrain is False
+    assert tuple(config.methods) == ("dann",)
+    assert config.bsds_dir == "/data/bsds"
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(config_lib.ConfigError, match=r"unknown preset 'mnist_svhn'.*mnist_mnistm"):
+        config_lib.get_config("mnist_svhn", DANN_PRESETS)
+
+
+def test_unknown_field_lists_the_valid_ones():
+    with pytest.raises(config_lib.ConfigError, match=r"unknown config field 'num_step'.*num_steps"):
+        config_lib.get_config("digits", DANN_PRESETS, {"num_step": "5"})
+    with pytest.raises(config_lib.ConfigError, match=r"unknown config field 'learning_rate.mu'"):
+        config_lib.get_config("digits", DANN_PRESETS, {"learning_rate.mu": "5"})
+
+
+def test_bad_value_names_the_field_and_type():
+    with pytest.raises(config_lib.ConfigError, match=r"--config.num_steps='ten'.*int"):
+        config_lib.get_config("digits", DANN_PRESETS, {"num_steps": "ten"})
+    with pytest.raises(config_lib.ConfigError, match=r"svm_retrain.*bool"):
+        config_lib.get_config("digits", DANN_PRESETS, {"svm_retrain": "maybe"})
+
+
+def test_missing_preset_file():
+    with pytest.raises(config_lib.ConfigError, match="does not exist"):
+        config_lib.get_config("/no/such/file.py:x", DANN_PRESETS)
+
+
+def test_split_config_args_accepts_both_flag_spellings():
+    spec, overrides, rest = config_lib.split_config_args(
+        ["--config", "digits", "--config.num_steps=5", "--config.seed", "3", "--workdir=/tmp/x"]
+    )
+    assert spec == "digits"
+    assert overrides == {"num_steps": "5", "seed": "3"}
+    assert rest == ["--workdir=/tmp/x"]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--config=nope"], "unknown preset 'nope'"),
+        (["--config.nope=1"], "unknown config field 'nope'"),
+        (["--config.num_steps=x"], "does not parse as int"),
+        (["--no_such_flag"], "Unknown command line flag 'no_such_flag'"),
+    ],
+)
+def test_binary_reports_config_errors_without_a_traceback(args, message):
+    result = subprocess.run(
+        [sys.executable, "-m", "experiments.dann", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr

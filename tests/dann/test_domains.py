@@ -1,0 +1,106 @@
+"""Domain pairs and batches: the offline digits pair, mean subtraction, step-determined batches."""
+
+import ml_collections
+import numpy as np
+import pytest
+
+from thesis_jax import dann
+from thesis_jax.data import DatasetNotFoundError
+
+
+def _config(**extra):
+    config = ml_collections.ConfigDict(
+        {
+            "dataset": "digits",
+            "data_seed": 0,
+            "bsds_dir": "",
+            "data_dir": "",
+            "max_examples": 0,
+            "target_blends": 1,
+        }
+    )
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="module")
+def pair():
+    return dann.load_domain_pair(_config())
+
+
+def test_digits_pair_shapes_and_split(pair):
+    (sx, sy), (tx, ty) = pair.source_train, pair.target_train
+    assert sx.shape[1:] == tx.shape[1:] == (28, 28, 3) and sx.dtype == np.uint8
+    assert len(sx) + len(pair.source_test[0]) == 1797
+    np.testing.assert_array_equal(sy, ty)  # MNIST-M keeps the MNIST labels
+    # Source digits are grey (equal channels), target blends are coloured.
+    assert np.all(sx[..., 0] == sx[..., 2])
+    assert np.mean(np.abs(tx[..., 0].astype(int) - tx[..., 2])) > 5
+    assert pair.num_classes == 10 and set(np.unique(sy)) == set(range(10))
+
+
+def test_mean_subtraction_uses_both_training_sets(pair):
+    pixels = np.concatenate([pair.source_train[0], pair.target_train[0]]).reshape(-1, 3)
+    np.testing.assert_allclose(pair.mean, pixels.mean(0) / 255.0, rtol=1e-5)
+    normalized = pair.normalize(np.concatenate([pair.source_train[0], pair.target_train[0]]))
+    np.testing.assert_allclose(normalized.reshape(-1, 3).mean(0, dtype=np.float64), 0.0, atol=1e-6)
+
+
+def test_target_blends_multiply_the_unlabelled_target(pair):
+    more = dann.load_domain_pair(_config(target_blends=3))
+    assert len(more.target_train[0]) == 3 * len(pair.target_train[0])
+    np.testing.assert_array_equal(more.target_test[1], pair.target_test[1])
+
+
+def test_bsds_photos_make_the_real_mnist_m_recipe(shared_data):
+    bsds = dann.load_domain_pair(_config(bsds_dir=str(shared_data / "BSDS500")))
+    assert bsds.target_train[0].shape == (1078, 28, 28, 3)
+
+
+def test_batches_are_half_source_half_target_and_a_function_of_the_step(pair):
+    batch_fn = dann.make_batch_fn(pair, batch_size=16, seed=3)
+    a, b, c = batch_fn(5), batch_fn(5), batch_fn(6)
+    assert a["source_image"].shape == a["target_image"].shape == (8, 28, 28, 3)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["source_image"], c["source_image"])
+    assert a["source_image"].dtype == np.float32
+
+
+def test_one_epoch_visits_every_source_example_once(pair):
+    n = len(pair.source_train[0])
+    batch_fn = dann.make_batch_fn(pair, batch_size=2 * 98, seed=0)
+    labels = np.concatenate([batch_fn(s)["source_label"] for s in range(n // 98)])
+    np.testing.assert_array_equal(
+        np.bincount(labels, minlength=10), np.bincount(pair.source_train[1], minlength=10)
+    )
+
+
+def test_semi_supervised_batches_draw_from_a_fixed_labelled_subset(pair):
+    revealed = dann.labelled_target_indices(pair.target_train[1], per_class=3, seed=0)
+    assert len(revealed) == 30
+    assert np.all(np.bincount(pair.target_train[1][revealed]) == 3)
+    batch = dann.make_batch_fn(pair, batch_size=32, seed=0, labelled_per_class=3)(0)
+    assert batch["labelled_image"].shape == (4, 28, 28, 3)
+    allowed = {pair.normalize(pair.target_train[0][i]).tobytes() for i in revealed}
+    assert all(im.tobytes() in allowed for im in batch["labelled_image"])
+
+
+def test_odd_batch_size_is_refused(pair):
+    with pytest.raises(ValueError, match="must be even"):
+        dann.make_batch_fn(pair, batch_size=15, seed=0)
+
+
+def test_missing_real_data_fails_fast_with_instructions(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="download_and_prepare"):
+        dann.load_domain_pair(_config(dataset="svhn_mnist", data_dir=str(tmp_path)))
+    with pytest.raises(DatasetNotFoundError, match="synthetic_data"):
+        dann.load_domain_pair(
+            _config(
+                dataset="synsigns_gtsrb",
+                syn_signs_dir=str(tmp_path / "syn"),
+                gtsrb_dir=str(tmp_path / "gtsrb"),
+            )
+        )
+    with pytest.raises(ValueError, match="unknown dataset 'usps'"):
+        dann.load_domain_pair(_config(dataset="usps"))

@@ -1,0 +1,83 @@
+"""`python -m experiments.dann` end to end on the offline preset, and the tour."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from tests.conftest import ROOT
+
+TINY = [
+    "--config.num_steps=24",
+    "--config.eval_every=12",
+    "--config.log_every=6",
+    "--config.checkpoint_every=12",
+    "--config.tsne_points=60",
+    "--config.sa_components=(2,8)",
+    "--config.eval_batch_size=256",
+]
+
+
+def _run(*args, timeout=600):
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ),
+    )
+
+
+def _picture(path):
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.std() > 10, f"{path} is blank"
+    return image
+
+
+def test_dann_binary_writes_the_report_and_resumes(tmp_path):
+    workdir = tmp_path / "dann"
+    first = _run("experiments.dann", f"--workdir={workdir}", *TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+
+    table = (workdir / "results.md").read_text()
+    for name in ("Source only", "SA (Fernando et al., 2013)", "DANN", "Train on target"):
+        assert re.search(rf"\| {re.escape(name)} \| 0\.\d{{4}} \|", table), table
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results) == {"source_only", "sa", "dann", "train_on_target"}
+    for row in results.values():
+        assert 0.0 <= row["target_accuracy_svm"] <= 1.0
+    assert 0.0 <= results["dann"]["proxy_a_distance"] <= 2.0
+    assert 2 <= results["sa"]["num_components"] <= 8
+    assert _picture(workdir / "tsne.png").shape[1] > _picture(workdir / "tsne.png").shape[0]
+    _picture(workdir / "examples.png")
+    for mode in ("source_only", "dann", "train_on_target"):
+        records = [json.loads(line) for line in open(workdir / mode / "metrics.jsonl")]
+        assert [r["step"] for r in records if "train/loss" in r] == [6, 12, 18, 24]
+        assert [r["step"] for r in records if "eval/target_accuracy" in r] == [12, 24]
+        assert (workdir / mode / "checkpoints" / "24").is_dir()
+    assert json.loads((workdir / "config.json").read_text())["num_steps"] == 24
+
+    # The same command again finds finished checkpoints: no training, same report.
+    second = _run("experiments.dann", f"--workdir={workdir}", *TINY)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resumed from" in second.stderr
+    again = json.loads((workdir / "results.json").read_text())
+    for method in ("source_only", "dann", "train_on_target"):
+        assert again[method]["target_accuracy"] == results[method]["target_accuracy"]
+
+
+def test_tour_writes_an_index_with_pictures_and_thesis_numbers(tmp_path):
+    result = _run("experiments.tour", f"--workdir={tmp_path}", "--budget=0.01")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (tmp_path / "index.html").read_text()
+    assert "DANN" in page and "0.767" in page  # the thesis's MNIST -> MNIST-M DANN accuracy
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert len(images) == 2
+    for rel in images:
+        _picture(tmp_path / rel)
+    assert re.search(r"<td>DANN</td><td>0\.\d{3}</td><td>0\.767</td>", page)

@@ -1,0 +1,242 @@
+"""Source/target domain pairs of the DANN experiments (thesis sec. 5.4.4, Table 5.I) and batches.
+
+Pairs:
+  digits          sklearn's handwritten digits (source) -> the same digits blended over photo
+                  patches with the MNIST-M recipe (target); offline, the default preset. Photos
+                  come from skimage/sklearn, or from a BSDS500 folder when `bsds_dir` is given.
+  mnist_mnistm    tfds `mnist` -> MNIST-M built from a local BSDS500 folder.
+  synnum_svhn     generated Syn Numbers -> tfds `svhn_cropped`.
+  svhn_mnist      tfds `svhn_cropped` -> tfds `mnist` (resized to 32x32, grey to RGB).
+  synsigns_gtsrb  Syn Signs folder -> GTSRB folder (31,367 random training images for
+                  adaptation, the rest for evaluation, as sec. 5.4.4).
+
+Images are stored as uint8 and normalised per batch by mean subtraction (sec. 5.4.2): the
+per-channel mean over both training sets is subtracted from [0, 1] pixel values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+import ml_collections
+import numpy as np
+
+from thesis_jax.core import parallel
+from thesis_jax.data import (
+    bsds_photos,
+    embedded_photos,
+    generate_syn_numbers,
+    load_gtsrb,
+    load_mnist_m,
+    load_syn_signs,
+    load_tfds_arrays,
+    sklearn_digits,
+)
+from thesis_jax.data.mnistm import blend_mnistm
+from thesis_jax.data.sampling import epoch_indices
+
+PAIRS = ("digits", "mnist_mnistm", "synnum_svhn", "svhn_mnist", "synsigns_gtsrb")
+
+Split = tuple[np.ndarray, np.ndarray]
+
+
+@dataclasses.dataclass(frozen=True)
+class DomainPair:
+    """uint8 NHWC images and int32 labels of both domains, and the normalisation mean."""
+
+    name: str
+    source_train: Split
+    source_test: Split
+    target_train: Split
+    target_test: Split
+    num_classes: int
+    mean: np.ndarray
+
+    def normalize(self, images: np.ndarray) -> np.ndarray:
+        """uint8 images -> float32, [0, 1] minus the per-channel training mean."""
+        return images.astype(np.float32) / 255.0 - self.mean
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+    if images.dtype == np.uint8:
+        return images
+    return (np.clip(images, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def _rgb(images: np.ndarray) -> np.ndarray:
+    """(N, H, W) or (N, H, W, 1) -> (N, H, W, 3)."""
+    if images.ndim == 3:
+        images = images[..., None]
+    return np.repeat(images, 3, axis=-1) if images.shape[-1] == 1 else images
+
+
+def _resize(images: np.ndarray, size: int) -> np.ndarray:
+    if images.shape[1:3] == (size, size):
+        return images
+    from PIL import Image
+
+    return np.stack(
+        [
+            np.asarray(Image.fromarray(im).resize((size, size), Image.Resampling.BILINEAR))
+            for im in images
+        ]
+    )
+
+
+def _digits_pair(config: ml_collections.ConfigDict) -> tuple[Split, Split, Split, Split, int]:
+    images, labels = sklearn_digits(28)
+    rng = np.random.default_rng(config.data_seed)
+    order = rng.permutation(len(images))
+    num_train = round(config.get("train_fraction", 0.6) * len(images))
+    train, test = order[:num_train], order[num_train:]
+    photos = bsds_photos(config.bsds_dir, "train") if config.bsds_dir else embedded_photos()
+    source = _to_uint8(_rgb(images))
+    # Each training digit is blended over `target_blends` different patches: 1,797 digits are
+    # few, and the domain classifier needs a large unlabelled target sample (MNIST-M has 60k).
+    blends = max(1, config.get("target_blends", 1))
+    target_train_digits = np.tile(train, blends)
+    target_train = _to_uint8(blend_mnistm(images[target_train_digits], photos, rng))
+    target_test = _to_uint8(blend_mnistm(images[test], photos, rng))
+    return (
+        (source[train], labels[train]),
+        (source[test], labels[test]),
+        (target_train, labels[target_train_digits]),
+        (target_test, labels[test]),
+        10,
+    )
+
+
+def _tfds_split(name: str, split: str, data_dir: str | None, size: int) -> Split:
+    arrays = load_tfds_arrays(name, split, data_dir)
+    images = _resize(_rgb(arrays["image"]), size)
+    return images, arrays["label"].astype(np.int32)
+
+
+def _cached_syn_numbers(config: ml_collections.ConfigDict) -> tuple[Split, Split]:
+    from thesis_jax.data.tfds_loader import resolve_data_dir
+
+    count = config.get("syn_numbers_count", 100_000)
+    path = resolve_data_dir(config.data_dir) / "syn_numbers" / f"{count}-seed{config.data_seed}.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as f:
+            images, labels = f["images"], f["labels"]
+    else:
+        images, labels = generate_syn_numbers(count, seed=config.data_seed, size=32)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, images=images, labels=labels)
+        os.replace(tmp, path)
+    num_test = max(1, len(images) // 10)
+    return (images[num_test:], labels[num_test:]), (images[:num_test], labels[:num_test])
+
+
+def _real_pair(config: ml_collections.ConfigDict) -> tuple[Split, Split, Split, Split, int]:
+    name, data_dir = config.dataset, config.data_dir or None
+    if name == "mnist_mnistm":
+        source_train = _tfds_split("mnist", "train", data_dir, 28)
+        source_test = _tfds_split("mnist", "test", data_dir, 28)
+        seed = config.data_seed
+        target_train = load_mnist_m("train", data_dir, config.bsds_dir, seed)
+        target_test = load_mnist_m("test", data_dir, config.bsds_dir, seed)
+        return source_train, source_test, target_train, target_test, 10
+    if name == "synnum_svhn":
+        source_train, source_test = _cached_syn_numbers(config)
+        target_train = _tfds_split("svhn_cropped", "train", data_dir, 32)
+        target_test = _tfds_split("svhn_cropped", "test", data_dir, 32)
+        return source_train, source_test, target_train, target_test, 10
+    if name == "svhn_mnist":
+        source_train = _tfds_split("svhn_cropped", "train", data_dir, 32)
+        source_test = _tfds_split("svhn_cropped", "test", data_dir, 32)
+        target_train = _tfds_split("mnist", "train", data_dir, 32)
+        target_test = _tfds_split("mnist", "test", data_dir, 32)
+        return source_train, source_test, target_train, target_test, 10
+    if name == "synsigns_gtsrb":
+        images, labels = load_syn_signs(config.syn_signs_dir, size=40)
+        num_test = max(1, len(images) // 10)
+        source_train, source_test = (
+            (images[num_test:], labels[num_test:]),
+            (images[:num_test], labels[:num_test]),
+        )
+        gtsrb_images, gtsrb_labels = load_gtsrb(config.gtsrb_dir, split="train", size=40)
+        order = np.random.default_rng(config.data_seed).permutation(len(gtsrb_images))
+        adapt = config.get("gtsrb_adaptation_count", 31_367)
+        train, test = order[:adapt], order[adapt:]
+        target_train = (gtsrb_images[train], gtsrb_labels[train])
+        target_test = (gtsrb_images[test], gtsrb_labels[test])
+        return source_train, source_test, target_train, target_test, 43
+    raise ValueError(f"unknown domain pair {name!r}; choose one of {PAIRS}")
+
+
+def load_domain_pair(config: ml_collections.ConfigDict) -> DomainPair:
+    """Loads (or builds) the pair named by `config.dataset`; missing data fails fast."""
+    if config.dataset not in PAIRS:
+        raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {PAIRS}")
+    parts = _digits_pair(config) if config.dataset == "digits" else _real_pair(config)
+    source_train, source_test, target_train, target_test, num_classes = parts
+    limit = config.get("max_examples", 0)
+    if limit:
+        source_train, target_train = (
+            (x[:limit], y[:limit]) for x, y in (source_train, target_train)
+        )
+    pixels = np.concatenate(
+        [source_train[0].reshape(-1, 3), target_train[0].reshape(-1, 3)]
+    ).astype(np.float64)
+    mean = (pixels.mean(axis=0) / 255.0).astype(np.float32)
+    cast = lambda s: (_to_uint8(s[0]), np.asarray(s[1], np.int32))
+    return DomainPair(
+        name=config.dataset,
+        source_train=cast(source_train),
+        source_test=cast(source_test),
+        target_train=cast(target_train),
+        target_test=cast(target_test),
+        num_classes=num_classes,
+        mean=mean,
+    )
+
+
+def labelled_target_indices(labels: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """`per_class` random target examples of each class whose labels are revealed (fig. 5.5)."""
+    rng = np.random.default_rng([seed, 7])
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in np.unique(labels)]
+    return np.sort(np.concatenate(picks))
+
+
+def make_batch_fn(
+    pair: DomainPair,
+    *,
+    batch_size: int,
+    seed: int,
+    labelled_per_class: int = 0,
+) -> Callable[[int], dict[str, np.ndarray]]:
+    """step -> this process's slice of the batch: half source, half target (sec. 5.4.2).
+
+    With `labelled_per_class > 0`, a further `batch_size // 8` labelled target examples drawn
+    from a fixed revealed subset join each batch (semi-supervised setting).
+    """
+    if batch_size % 2:
+        raise ValueError(f"batch_size must be even (half source, half target), got {batch_size}")
+    half = batch_size // 2
+    source_x, source_y = pair.source_train
+    target_x, target_y = pair.target_train
+    revealed = (
+        labelled_target_indices(target_y, labelled_per_class, seed) if labelled_per_class else None
+    )
+
+    def batch_fn(step: int) -> dict[str, np.ndarray]:
+        s = epoch_indices(len(source_x), half, step, seed)
+        t = epoch_indices(len(target_x), half, step, seed + 1)
+        batch = {
+            "source_image": pair.normalize(source_x[s]),
+            "source_label": source_y[s],
+            "target_image": pair.normalize(target_x[t]),
+            "target_label": target_y[t],
+        }
+        if revealed is not None:
+            r = revealed[epoch_indices(len(revealed), max(batch_size // 8, 1), step, seed + 2)]
+            batch["labelled_image"] = pair.normalize(target_x[r])
+            batch["labelled_label"] = target_y[r]
+        return parallel.process_slice(batch)
+
+    return batch_fn

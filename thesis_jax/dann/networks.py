@@ -1,0 +1,140 @@
+"""DANN networks: feature extractor G_f, label predictor G_y, domain classifier G_d.
+
+The architectures of thesis fig. 5.3 (A: MNIST, LeNet-5 style; B: SVHN, after Srivastava et al.
+2014; C: GTSRB, after Ciresan et al. 2012), the domain classifiers of sec. 5.4.2 (x -> 1024 ->
+1024 -> 2, and x -> 100 -> 2 for MNIST), and the shallow one-hidden-layer DANN of sec. 5.3.1
+(sigmoid hidden layer, softmax output, logistic domain regressor, eq. 5.3.1-5.3.4). The gradient
+reversal layer sits between G_f and G_d (fig. 5.1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from thesis_jax.dann.grl import gradient_reversal
+
+ARCHITECTURES = ("mnist", "svhn", "gtsrb", "shallow")
+INPUT_SHAPES = {"mnist": (28, 28, 3), "svhn": (32, 32, 3), "gtsrb": (40, 40, 3)}
+
+
+class ConvFeatures(nn.Module):
+    """Conv -> ReLU [-> max-pool] blocks; `layers` holds (features, kernel, pool, pool_stride)."""
+
+    layers: Sequence[tuple[int, int, int, int]]
+    padding: str = "VALID"
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for features, kernel, pool, stride in self.layers:
+            x = nn.relu(nn.Conv(features, (kernel, kernel), padding=self.padding)(x))
+            if pool:
+                x = nn.max_pool(x, (pool, pool), (stride, stride), padding=self.padding)
+        return x.reshape(x.shape[0], -1)
+
+
+class MLP(nn.Module):
+    """Dense layers with ReLU (or sigmoid) between them, dropout after each hidden layer."""
+
+    hidden: Sequence[int]
+    outputs: int
+    dropout_rate: float = 0.0
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> tuple[jax.Array, jax.Array]:
+        """Returns (logits, last hidden layer)."""
+        act = nn.relu if self.activation == "relu" else nn.sigmoid
+        for width in self.hidden:
+            x = act(nn.Dense(width)(x))
+            if self.dropout_rate:
+                x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+        return nn.Dense(self.outputs)(x), x
+
+
+def _components(
+    architecture: str, num_classes: int, shallow_hidden: int
+) -> tuple[nn.Module, nn.Module, nn.Module]:
+    if architecture == "mnist":  # fig. 5.3 (A)
+        return (
+            ConvFeatures([(32, 5, 2, 2), (48, 5, 2, 2)]),
+            MLP([100, 100], num_classes),
+            MLP([100], 2),
+        )
+    if architecture == "svhn":  # fig. 5.3 (B), dropout as Srivastava et al. (2014)
+        return (
+            ConvFeatures([(64, 5, 3, 2), (64, 5, 3, 2), (128, 5, 0, 0)], padding="SAME"),
+            MLP([3072, 2048], num_classes, dropout_rate=0.5),
+            MLP([1024, 1024], 2, dropout_rate=0.5),
+        )
+    if architecture == "gtsrb":  # fig. 5.3 (C)
+        return (
+            ConvFeatures([(96, 5, 2, 2), (144, 3, 2, 2), (256, 5, 2, 2)]),
+            MLP([512], num_classes),
+            MLP([1024, 1024], 2),
+        )
+    if architecture == "shallow":  # sec. 5.3.1: G_f = sigmoid(Wx + b), eq. (5.3.1)
+        return (
+            MLP([], shallow_hidden),
+            MLP([], num_classes),  # softmax(V G_f + c)
+            MLP([], 2),  # logistic regressor, eq. (5.3.4), as a 2-way softmax
+        )
+    raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+
+
+class DANN(nn.Module):
+    """G_f, G_y and G_d with a gradient reversal layer before G_d (fig. 5.1).
+
+    `__call__(x, lam, train=...)` returns a dict with `logits` (G_y), `domain_logits` (G_d on
+    R(G_f(x)) with R reversing gradients scaled by `lam`), `features` (G_f(x)) and `hidden`
+    (the last hidden layer of G_y, the descriptor used by the SA baseline and SVM retraining).
+    """
+
+    architecture: str = "mnist"
+    num_classes: int = 10
+    shallow_hidden: int = 100
+
+    def setup(self) -> None:
+        (self.feature_extractor, self.label_predictor, self.domain_classifier) = _components(
+            self.architecture, self.num_classes, self.shallow_hidden
+        )
+
+    def __call__(
+        self,
+        x: jax.Array,
+        lam: jax.Array | float = 0.0,
+        *,
+        train: bool = False,
+        with_domain: bool = True,
+    ) -> dict[str, jax.Array]:
+        if self.architecture == "shallow":
+            x = x.reshape(x.shape[0], -1)
+            features = nn.sigmoid(self.feature_extractor(x, train=train)[0])
+        else:
+            features = self.feature_extractor(x)
+        logits, hidden = self.label_predictor(features, train=train)
+        outputs = {"logits": logits, "features": features, "hidden": hidden}
+        if with_domain:
+            reversed_features = gradient_reversal(features, lam)
+            outputs["domain_logits"] = self.domain_classifier(reversed_features, train=train)[0]
+        return outputs
+
+
+def max_norm_projection(params: dict, max_norm: float) -> dict:
+    """Rescales each unit's incoming weight vector to l2 norm <= max_norm (Srivastava 2014).
+
+    Applies to every `kernel` (Dense: norm over the input axis; Conv: over the window and input
+    channels); biases are untouched.
+    """
+
+    def project(path: tuple, leaf: jax.Array) -> jax.Array:
+        if getattr(path[-1], "key", None) != "kernel":
+            return leaf
+        axes = tuple(range(leaf.ndim - 1))
+        norms = jnp.sqrt(jnp.sum(leaf**2, axis=axes, keepdims=True))
+        return leaf * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12))
+
+    return jax.tree_util.tree_map_with_path(project, params)

@@ -1,0 +1,189 @@
+"""DANN training as pure functions: `init`, `loss`, `update` (thesis sec. 5.3.2, 5.4.2).
+
+The objective is eq. (5.3.7) with the gradient reversal layer of eq. (5.3.11): the label loss on
+the labelled source half of the batch plus the domain loss, the mean over source examples (domain
+0) plus the mean over target examples (domain 1). The reversal layer scales the domain gradient
+reaching G_f by -lambda_p (lambda_p = 2/(1+exp(-gamma p)) - 1), while G_d itself learns at
+lambda = 1 (footnote 6). SGD with momentum 0.9 and mu_p = mu0/(1+alpha p)^beta.
+
+The same functions train the baselines of sec. 5.4.1: `mode="source_only"` (no domain branch)
+and `mode="train_on_target"` (the target labels revealed). A batch may carry a few labelled
+target examples (`labelled_image`, `labelled_label`) for the semi-supervised setting (fig. 5.5);
+they join the source examples in the label loss.
+
+Batch layout: `source_image` (n, H, W, C), `source_label` (n,), `target_image` (n', H, W, C),
+and `target_label` (n',) which only `train_on_target` reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from thesis_jax.core import TrainState
+from thesis_jax.dann import schedules
+from thesis_jax.dann.networks import DANN, INPUT_SHAPES, max_norm_projection
+
+MODES = ("dann", "source_only", "train_on_target")
+
+
+@dataclasses.dataclass(frozen=True)
+class Hparams:
+    """The static hyperparameters `update` needs besides the state (hashable)."""
+
+    mode: str = "dann"
+    num_steps: int = 10_000
+    gamma: float = 10.0
+    max_norm: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"unknown DANN mode {self.mode!r}; choose one of {MODES}")
+
+
+def make_model(config: ml_collections.ConfigDict) -> DANN:
+    return DANN(
+        architecture=config.architecture,
+        num_classes=config.num_classes,
+        shallow_hidden=config.get("shallow_hidden", 100),
+    )
+
+
+def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+    shape = config.get("input_shape", None)
+    return tuple(shape) if shape else INPUT_SHAPES[config.architecture]
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """SGD, momentum 0.9, mu_p = mu0 / (1 + alpha p)^beta (sec. 5.4.2)."""
+    lr = config.learning_rate
+    schedule = schedules.learning_rate_schedule(config.num_steps, lr.mu0, lr.alpha, lr.beta)
+    return optax.sgd(schedule, momentum=config.momentum)
+
+
+def init(rng: jax.Array, config: ml_collections.ConfigDict, mode: str | None = None) -> TrainState:
+    """A fresh TrainState for `mode` (default `config.mode`)."""
+    model = make_model(config)
+    params_rng, state_rng = jax.random.split(rng)
+    dummy = jnp.zeros((1, *input_shape(config)), jnp.float32)
+    params = jax.jit(lambda r: model.init(r, dummy, 0.0)["params"])(params_rng)
+    hparams = Hparams(
+        mode=mode or config.get("mode", "dann"),
+        num_steps=config.num_steps,
+        gamma=config.gamma,
+        max_norm=config.get("max_norm", 0.0),
+    )
+    return TrainState.create(
+        params=params,
+        tx=make_optimizer(config),
+        apply_fn=model.apply,
+        rng=state_rng,
+        hparams=hparams,
+    )
+
+
+def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def _accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return jnp.mean(jnp.argmax(logits, -1) == labels)
+
+
+def loss(
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+    lam: jax.Array | float,
+    *,
+    apply_fn: Callable[..., Any],
+    mode: str = "dann",
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The DANN objective (eq. 5.3.7 with R of eq. 5.3.11) or a baseline's, and metrics.
+
+    Args:
+      params: the network parameters.
+      batch: see the module docstring.
+      rng: dropout randomness.
+      lam: the gradient reversal coefficient for the feature extractor (lambda_p).
+      apply_fn: the DANN module's `apply`.
+      mode: "dann", "source_only" or "train_on_target".
+    """
+    chex.assert_rank(batch["source_image"], 4)
+    chex.assert_rank(batch["target_image"], 4)
+    chex.assert_equal_shape_suffix([batch["source_image"], batch["target_image"]], 3)
+    rngs = jax.random.split(rng, 3)
+
+    def run(images: jax.Array, key: jax.Array, with_domain: bool) -> dict[str, jax.Array]:
+        return apply_fn(
+            {"params": params},
+            images,
+            lam,
+            train=True,
+            with_domain=with_domain,
+            rngs={"dropout": key},
+        )
+
+    metrics: dict[str, jax.Array] = {}
+    if mode == "train_on_target":
+        out = run(batch["target_image"], rngs[0], False)
+        label_loss = jnp.mean(_cross_entropy(out["logits"], batch["target_label"]))
+        metrics["target_accuracy"] = _accuracy(out["logits"], batch["target_label"])
+        return label_loss, {"loss": label_loss, "label_loss": label_loss, **metrics}
+
+    source = run(batch["source_image"], rngs[0], mode == "dann")
+    per_example = _cross_entropy(source["logits"], batch["source_label"])
+    metrics["source_accuracy"] = _accuracy(source["logits"], batch["source_label"])
+    if "labelled_image" in batch:  # semi-supervised: a few target labels join the label loss
+        labelled = run(batch["labelled_image"], rngs[2], False)
+        per_example = jnp.concatenate(
+            [per_example, _cross_entropy(labelled["logits"], batch["labelled_label"])]
+        )
+    label_loss = jnp.mean(per_example)  # (1/n) sum_i L_y^i
+    total = label_loss
+    if mode == "dann":
+        target = run(batch["target_image"], rngs[1], True)
+        source_domain = _cross_entropy(
+            source["domain_logits"], jnp.zeros(source["domain_logits"].shape[0], jnp.int32)
+        )
+        target_domain = _cross_entropy(
+            target["domain_logits"], jnp.ones(target["domain_logits"].shape[0], jnp.int32)
+        )
+        domain_loss = jnp.mean(source_domain) + jnp.mean(target_domain)  # eq. (5.3.7)
+        total = label_loss + domain_loss
+        domain_correct = jnp.concatenate(
+            [
+                jnp.argmax(source["domain_logits"], -1) == 0,
+                jnp.argmax(target["domain_logits"], -1) == 1,
+            ]
+        )
+        metrics.update(domain_loss=domain_loss, domain_accuracy=jnp.mean(domain_correct))
+    return total, {"loss": total, "label_loss": label_loss, **metrics}
+
+
+def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainState, dict]:
+    """One SGD step of eq. (5.3.9)-(5.3.10) through the gradient reversal layer."""
+    hp: Hparams = state.hparams
+    rng, step_rng = jax.random.split(state.rng)
+    lam = schedules.lambda_schedule(schedules.progress(state.step, hp.num_steps), hp.gamma)
+    grad_fn = jax.grad(loss, has_aux=True)
+    grads, metrics = grad_fn(
+        state.params, batch, step_rng, lam, apply_fn=state.apply_fn, mode=hp.mode
+    )
+    new_state = state.apply_gradients(grads, rng=rng)
+    if hp.max_norm:
+        new_state = new_state.replace(params=max_norm_projection(new_state.params, hp.max_norm))
+    return new_state, {**metrics, "lambda": lam}
+
+
+def predict(params: Any, batch: Mapping[str, jax.Array], *, apply_fn: Callable) -> dict:
+    """Inference outputs for `batch["image"]`: logits, features (G_f) and hidden (G_y)."""
+    out = apply_fn({"params": params}, batch["image"], 0.0, train=False, with_domain=False)
+    return {"logits": out["logits"], "features": out["features"], "hidden": out["hidden"]}
