@@ -75,7 +75,7 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
     config = _base()
     config.dataset = preset
     if preset == "digits":
-        config.num_steps = 1500
+        config.num_steps = 2000
         config.data_seed = 0
         config.log_every = 50
         config.eval_every = 500

@@ -107,3 +107,14 @@ def test_binary_reports_config_errors_without_a_traceback(args, message):
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):
+    config = config_lib.get_config("digits", DANN_PRESETS)
+    config_lib.claim_workdir(config, tmp_path)
+    config_lib.claim_workdir(config, tmp_path)  # the same config resumes
+    relogged = config_lib.get_config("digits", DANN_PRESETS, {"log_every": "7"})
+    config_lib.claim_workdir(relogged, tmp_path)  # logging cadence may change
+    shorter = config_lib.get_config("digits", DANN_PRESETS, {"num_steps": "100"})
+    with pytest.raises(config_lib.ConfigError, match=r"num_steps: 2000 -> 100.*new --workdir"):
+        config_lib.claim_workdir(shorter, tmp_path)

@@ -14,7 +14,8 @@ def mock_mnist_dir(tmp_path: Path) -> Path:
     `mock_data(data_dir=...)` reads the metadata from here, so `is_prepared()` holds and
     `batch_size=-1` knows the split sizes; the examples themselves are random.
     """
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     builder = tfds.builder("mnist", data_dir=str(tmp_path))
     builder.info.set_splits(
         tfds.core.SplitDict(

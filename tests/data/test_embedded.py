@@ -1,7 +1,5 @@
 """Embedded digits and photos, and the BSDS500 reader on the real copy and fake layouts."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,8 +8,6 @@ from sklearn.datasets import load_digits
 
 from thesis_jax.data import DatasetNotFoundError, bsds_photos, embedded_photos, sklearn_digits
 from thesis_jax.data.embedded import BSDS500_URL
-
-BSDS500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "BSDS500"
 
 
 def test_sklearn_digits_sit_like_mnist_digits():
@@ -58,9 +54,8 @@ def test_embedded_photos_are_colour_photos():
         assert np.abs(photo[..., 0].astype(int) - photo[..., 2]).mean() > 5
 
 
-def test_bsds_photos_reads_the_real_train_split():
-    if not BSDS500.is_dir():
-        pytest.skip(f"no BSDS500 copy at {BSDS500}")
+def test_bsds_photos_reads_the_real_train_split(shared_data):
+    BSDS500 = shared_data / "BSDS500"
     photos = bsds_photos(BSDS500, "train")
     assert len(photos) == 200
     assert {photo.shape for photo in photos} <= {(321, 481, 3), (481, 321, 3)}

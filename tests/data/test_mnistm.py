@@ -1,7 +1,5 @@
 """MNIST-M: the blend of sec. 5.4.4 on hand-built cases, and the cached builder end to end."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,8 +11,6 @@ from thesis_jax.data import (
     load_tfds_arrays,
 )
 from thesis_jax.data import mnistm as mnistm_module
-
-BSDS500 = Path(__file__).resolve().parents[3] / "shared" / "data" / "BSDS500"
 
 
 def test_blend_is_the_absolute_difference_with_the_patch():
@@ -86,10 +82,12 @@ def test_uint8_digits_are_scaled_to_unit_range():
     )
 
 
-def test_mnist_m_is_built_from_tfds_mnist_and_bsds_then_cached(mock_mnist_dir, monkeypatch):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    if not BSDS500.is_dir():
-        pytest.skip(f"no BSDS500 copy at {BSDS500}")
+def test_mnist_m_is_built_from_tfds_mnist_and_bsds_then_cached(
+    mock_mnist_dir, monkeypatch, shared_data
+):
+    import tensorflow_datasets as tfds
+
+    BSDS500 = shared_data / "BSDS500"
     data_dir = str(mock_mnist_dir)
     with tfds.testing.mock_data(num_examples=12, data_dir=data_dir):
         images, labels = load_mnist_m("train", data_dir, BSDS500, seed=0)
@@ -129,7 +127,8 @@ def test_mnist_m_is_built_from_tfds_mnist_and_bsds_then_cached(mock_mnist_dir, m
 
 
 def test_mnist_m_without_bsds_fails_and_writes_no_cache(mock_mnist_dir):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     with (
         tfds.testing.mock_data(num_examples=5, data_dir=str(mock_mnist_dir)),
         pytest.raises(DatasetNotFoundError, match="BSDS500"),
@@ -140,8 +139,8 @@ def test_mnist_m_without_bsds_fails_and_writes_no_cache(mock_mnist_dir):
     )
 
 
-def test_mnist_m_without_mnist_says_how_to_prepare_it(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
+def test_mnist_m_without_mnist_says_how_to_prepare_it(tmp_path, shared_data):
+    BSDS500 = shared_data / "BSDS500"
     with pytest.raises(DatasetNotFoundError, match="download_and_prepare --datasets=mnist"):
         load_mnist_m("train", str(tmp_path), BSDS500)
     with pytest.raises(ValueError, match="split"):

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_mock_mnist_split_comes_back_as_arrays(mock_mnist_dir):
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds
+
     with tfds.testing.mock_data(num_examples=12, data_dir=str(mock_mnist_dir)):
         arrays = load_tfds_arrays("mnist", "train", str(mock_mnist_dir))
         again = load_tfds_arrays("mnist", "train", str(mock_mnist_dir))
@@ -27,7 +28,8 @@ def test_mock_mnist_split_comes_back_as_arrays(mock_mnist_dir):
 
 
 def test_unprepared_dataset_names_the_path_and_the_prepare_command(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets  # noqa: F401
+
     with pytest.raises(DatasetNotFoundError) as raised:
         load_tfds_arrays("mnist", "train", str(tmp_path))
     message = str(raised.value)
@@ -40,7 +42,8 @@ def test_unprepared_dataset_names_the_path_and_the_prepare_command(tmp_path):
 
 
 def test_tfds_data_dir_environment_variable_is_the_default(tmp_path, monkeypatch):
-    pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets  # noqa: F401
+
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     with pytest.raises(DatasetNotFoundError, match="svhn_cropped") as raised:
         load_tfds_arrays("svhn_cropped", "test", None)
@@ -48,7 +51,8 @@ def test_tfds_data_dir_environment_variable_is_the_default(tmp_path, monkeypatch
 
 
 def test_unknown_dataset_name_is_a_value_error(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets  # noqa: F401
+
     with pytest.raises(ValueError, match="no dataset called 'mnist_typo'"):
         load_tfds_arrays("mnist_typo", "train", str(tmp_path))
 

@@ -150,6 +150,41 @@ def apply_overrides(config: ml_collections.ConfigDict, overrides: Mapping[str, A
             raise ConfigError(f"--config.{dotted}: {e}") from None
 
 
+def claim_workdir(
+    config: ml_collections.ConfigDict,
+    workdir: str | os.PathLike,
+    *,
+    may_differ: Sequence[str] = ("log_every", "eval_every", "checkpoint_every"),
+) -> None:
+    """Records `config` in `workdir/config.json`, or checks that the run there used the same.
+
+    Resuming a run with a different config would silently mix two experiments (a finished
+    2000-step run "resumed" with `num_steps=100` would report the 2000-step model), so any
+    difference outside `may_differ` raises ConfigError naming the fields.
+    """
+    import json
+
+    from thesis_jax.core.logging import is_main_process, write_atomic
+
+    path = Path(workdir) / "config.json"
+    current = json.loads(config.to_json_best_effort())
+    if path.exists():
+        previous = json.loads(path.read_text())
+        changed = sorted(
+            key
+            for key in set(previous) | set(current)
+            if key not in may_differ and previous.get(key) != current.get(key)
+        )
+        if changed:
+            diff = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
+            raise ConfigError(
+                f"{workdir} holds a run with a different config ({diff}). Resume it with the "
+                "same flags, pass a new --workdir, or delete the folder to start over."
+            )
+    if is_main_process():
+        write_atomic(path, json.dumps(current, indent=2, sort_keys=True))
+
+
 def split_config_args(argv: Sequence[str]) -> tuple[str | None, dict[str, str], list[str]]:
     """Separates `--config[=| ]SPEC` and `--config.field[=| ]VALUE` from the other flags."""
     spec, overrides, rest = None, {}, []
@@ -216,6 +251,11 @@ def run(
 
         parallel.initialize_distributed()  # before anything touches a JAX backend
         config = holder["config"]
-        main(config, workdir_flag.value or os.path.join("runs", name, config.preset))
+        workdir = workdir_flag.value or os.path.join("runs", name, config.preset)
+        try:
+            main(config, workdir)
+        except ConfigError as e:  # e.g. a workdir that holds another config's run
+            sys.stderr.write(f"error: {e}\n")
+            sys.exit(2)
 
     app.run(run_main, flags_parser=parse)

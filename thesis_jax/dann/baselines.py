@@ -160,7 +160,12 @@ def subspace_alignment(
 
 
 def fit_linear_svm(
-    features: np.ndarray, labels: np.ndarray, *, C: float = 1.0, seed: int = 0
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    C: float = 1.0,
+    seed: int = 0,
+    max_iter: int = SVM_MAX_ITER,
 ) -> LinearSVC:
     """Fits the linear SVM that replaces the last layer (thesis sec. 5.4.1, liblinear).
 
@@ -173,6 +178,7 @@ def fit_linear_svm(
       labels: (num_samples,) class labels, at least two distinct classes.
       C: inverse regularisation strength, > 0.
       seed: random state of the solver.
+      max_iter: liblinear's iteration cap.
 
     Returns:
       The fitted LinearSVC.
@@ -183,7 +189,7 @@ def fit_linear_svm(
         raise ValueError("labels must contain at least two distinct classes to fit an SVM")
     if not C > 0:
         raise ValueError(f"C must be positive, got {C}")
-    classifier = LinearSVC(C=C, dual="auto", max_iter=SVM_MAX_ITER, random_state=seed)
+    classifier = LinearSVC(C=C, dual="auto", max_iter=max_iter, random_state=seed)
     with warnings.catch_warnings():
         # At large C on unscaled activations liblinear may stop at max_iter; the classifier it
         # has then is still a valid linear classifier, and its held-out accuracy is what counts.

@@ -156,6 +156,8 @@ def loss(
         target_domain = _cross_entropy(
             target["domain_logits"], jnp.ones(target["domain_logits"].shape[0], jnp.int32)
         )
+        # Public DANN ports average over the whole batch (half of this); on `digits` the
+        # thesis's sum adapts better.
         domain_loss = jnp.mean(source_domain) + jnp.mean(target_domain)  # eq. (5.3.7)
         total = label_loss + domain_loss
         domain_correct = jnp.concatenate(
