@@ -49,7 +49,10 @@ comma := ,
 demo: system-packages $(VENV)/.installed-tensorboard
 	$(PY) -m experiments.tour --workdir=runs/tour
 
+# The PyTorch venv lets the benchmark's model-parity tests run; they skip (with the reason) if it
+# cannot be built.
 test: system-packages $(VENV)/.installed-tfds+dev
+	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
 test-slow: system-packages $(VENV)/.installed-tfds+dev

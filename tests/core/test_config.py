@@ -118,3 +118,24 @@ def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):
     shorter = config_lib.get_config("digits", DANN_PRESETS, {"num_steps": "100"})
     with pytest.raises(config_lib.ConfigError, match=r"num_steps: 2000 -> 100.*new --workdir"):
         config_lib.claim_workdir(shorter, tmp_path)
+
+
+def test_binary_reports_a_missing_dataset_with_instructions(tmp_path):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.dann",
+            "--config=svhn_mnist",
+            f"--config.data_dir={tmp_path}",
+            f"--workdir={tmp_path / 'run'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert "error: tfds dataset 'svhn_cropped'" in result.stderr
+    assert "download_and_prepare" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -247,7 +247,11 @@ def run(
     def run_main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a flag")
+        import logging
+
         from thesis_jax.core import parallel
+
+        logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)  # backend probing
 
         parallel.initialize_distributed()  # before anything touches a JAX backend
         config = holder["config"]
@@ -257,5 +261,8 @@ def run(
         except ConfigError as e:  # e.g. a workdir that holds another config's run
             sys.stderr.write(f"error: {e}\n")
             sys.exit(2)
+        except FileNotFoundError as e:  # a dataset that is not prepared: the message says how
+            sys.stderr.write(f"error: {e}\n")
+            sys.exit(1)
 
     app.run(run_main, flags_parser=parse)

@@ -25,6 +25,7 @@ import numpy as np
 
 from thesis_jax.core import parallel
 from thesis_jax.data import (
+    DatasetNotFoundError,
     bsds_photos,
     embedded_photos,
     generate_syn_numbers,
@@ -135,6 +136,13 @@ def _cached_syn_numbers(config: ml_collections.ConfigDict) -> tuple[Split, Split
 def _real_pair(config: ml_collections.ConfigDict) -> tuple[Split, Split, Split, Split, int]:
     name, data_dir = config.dataset, config.data_dir or None
     if name == "mnist_mnistm":
+        if not config.bsds_dir:
+            raise DatasetNotFoundError(
+                "BSDS500 photos for the MNIST-M blends",
+                [],
+                "Pass the folder of an unpacked BSR_bsds500.tgz: --config.bsds_dir=DIR "
+                "(see BUILD.md, 'Real datasets').",
+            )
         source_train = _tfds_split("mnist", "train", data_dir, 28)
         source_test = _tfds_split("mnist", "test", data_dir, 28)
         seed = config.data_seed

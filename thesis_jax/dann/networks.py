@@ -21,6 +21,19 @@ ARCHITECTURES = ("mnist", "svhn", "gtsrb", "shallow")
 INPUT_SHAPES = {"mnist": (28, 28, 3), "svhn": (32, 32, 3), "gtsrb": (40, 40, 3)}
 
 
+def max_pool(x: jax.Array, window: int, stride: int, padding: str) -> jax.Array:
+    """Max-pooling; non-overlapping windows that tile the input exactly are a reshape + max.
+
+    Same values as `nn.max_pool`, but XLA:CPU's backward of the reshape form is about 10x
+    faster than its select-and-scatter (22 ms against 2 ms for a 128x24x24x32 input).
+    """
+    _, height, width, channels = x.shape
+    if window == stride and height % window == 0 and width % window == 0:
+        x = x.reshape(-1, height // window, window, width // window, window, channels)
+        return x.max(axis=(2, 4))
+    return nn.max_pool(x, (window, window), (stride, stride), padding=padding)
+
+
 class ConvFeatures(nn.Module):
     """Conv -> ReLU [-> max-pool] blocks; `layers` holds (features, kernel, pool, pool_stride)."""
 
@@ -32,7 +45,7 @@ class ConvFeatures(nn.Module):
         for features, kernel, pool, stride in self.layers:
             x = nn.relu(nn.Conv(features, (kernel, kernel), padding=self.padding)(x))
             if pool:
-                x = nn.max_pool(x, (pool, pool), (stride, stride), padding=self.padding)
+                x = max_pool(x, pool, stride, self.padding)
         return x.reshape(x.shape[0], -1)
 
 
