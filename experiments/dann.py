@@ -82,6 +82,7 @@ def train_model(exp: Experiment, mode: str, workdir: str) -> core.LoopResult:
         batch_size=config.batch_size,
         seed=config.seed,
         labelled_per_class=config.labelled_per_class if mode != "train_on_target" else 0,
+        max_shift=config.max_shift,
     )
     test_x, test_y = pair.target_test
     eval_subset = _subsample(len(test_x), 2000, config.seed)

@@ -46,6 +46,7 @@ def _base() -> ml_collections.ConfigDict:
     config.syn_numbers_count = 100_000
     config.max_examples = 0  # >0: use only this many training examples per domain
     config.target_blends = 1  # digits: photo patches each training digit is blended over
+    config.max_shift = 0  # random translation of training images by up to this many pixels
 
     config.architecture = "mnist"
     config.num_classes = 10

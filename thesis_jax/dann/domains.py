@@ -36,7 +36,7 @@ from thesis_jax.data import (
     sklearn_digits,
 )
 from thesis_jax.data.mnistm import blend_mnistm
-from thesis_jax.data.sampling import epoch_indices
+from thesis_jax.data.sampling import epoch_indices, random_translate
 
 PAIRS = ("digits", "mnist_mnistm", "synnum_svhn", "svhn_mnist", "synsigns_gtsrb")
 
@@ -217,11 +217,13 @@ def make_batch_fn(
     batch_size: int,
     seed: int,
     labelled_per_class: int = 0,
+    max_shift: int = 0,
 ) -> Callable[[int], dict[str, np.ndarray]]:
     """step -> this process's slice of the batch: half source, half target (sec. 5.4.2).
 
     With `labelled_per_class > 0`, a further `batch_size // 8` labelled target examples drawn
-    from a fixed revealed subset join each batch (semi-supervised setting).
+    from a fixed revealed subset join each batch (semi-supervised setting). With
+    `max_shift > 0`, every image is randomly translated by up to that many pixels.
     """
     if batch_size % 2:
         raise ValueError(f"batch_size must be even (half source, half target), got {batch_size}")
@@ -233,17 +235,19 @@ def make_batch_fn(
     )
 
     def batch_fn(step: int) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng([seed, step, 3])
+        images = lambda x: pair.normalize(random_translate(x, max_shift, rng))
         s = epoch_indices(len(source_x), half, step, seed)
         t = epoch_indices(len(target_x), half, step, seed + 1)
         batch = {
-            "source_image": pair.normalize(source_x[s]),
+            "source_image": images(source_x[s]),
             "source_label": source_y[s],
-            "target_image": pair.normalize(target_x[t]),
+            "target_image": images(target_x[t]),
             "target_label": target_y[t],
         }
         if revealed is not None:
             r = revealed[epoch_indices(len(revealed), max(batch_size // 8, 1), step, seed + 2)]
-            batch["labelled_image"] = pair.normalize(target_x[r])
+            batch["labelled_image"] = images(target_x[r])
             batch["labelled_label"] = target_y[r]
         return parallel.process_slice(batch)
 

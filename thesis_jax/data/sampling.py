@@ -24,3 +24,16 @@ def epoch_indices(num_examples: int, batch_size: int, step: int, seed: int) -> n
         out[filled : filled + take] = order[offset : offset + take]
         filled += take
     return out
+
+
+def random_translate(images: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
+    """Shifts each (H, W, C) image by up to `max_shift` pixels each way, edges replicated."""
+    if max_shift <= 0:
+        return images
+    n, height, width = images.shape[:3]
+    pad = ((0, 0), (max_shift, max_shift), (max_shift, max_shift)) + ((0, 0),) * (images.ndim - 3)
+    padded = np.pad(images, pad, mode="edge")
+    dy, dx = rng.integers(0, 2 * max_shift + 1, size=(2, n))
+    rows = dy[:, None] + np.arange(height)[None, :]
+    cols = dx[:, None] + np.arange(width)[None, :]
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
