@@ -3,14 +3,15 @@
 #   make demo        the tour of every method on its offline preset -> runs/tour/index.html
 #   make test        the fast test suite (what CI runs)
 #   make test-slow   the long tests (real training runs, full benchmark evaluations)
-#   make bench       speed benchmarks against peers
+#   make bench       speed benchmarks (DANN step vs PyTorch, SPIRAL renderers vs libmypaint)
 #   make lint        ruff check + format check
 
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-# Debian packages the project uses (fonts for Syn Numbers).
-SYSTEM_PACKAGES := fonts-dejavu-core
+# Debian packages the project uses: fonts (Syn Numbers), libmypaint and its brushes (SPIRAL's
+# paint environment), OSMesa and EGL (MuJoCo's offscreen rendering on CPU / GPU).
+SYSTEM_PACKAGES := fonts-dejavu-core libmypaint-1.5-1 mypaint-brushes libosmesa6 libegl1
 # The first Python >= 3.12 found: python3.12, pyenv's, then python3.13 / python3.
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 \
 	/root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 \
@@ -46,16 +47,16 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 
 comma := ,
 
-demo: system-packages $(VENV)/.installed-tensorboard
+demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 	$(PY) -m experiments.tour --workdir=runs/tour
 
 # The PyTorch venv lets the benchmark's model-parity tests run; they skip (with the reason) if it
 # cannot be built.
-test: system-packages $(VENV)/.installed-tfds+dev
+test: system-packages $(VENV)/.installed-tfds+mujoco+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
-test-slow: system-packages $(VENV)/.installed-tfds+dev
+test-slow: system-packages $(VENV)/.installed-tfds+mujoco+dev
 	$(PY) -m pytest -q -m slow
 
 # PyTorch (CPU) for the comparison lives in its own venv: the CPU wheel on this kind of machine
@@ -68,9 +69,10 @@ $(VENV)-torch/bin/python:
 	  || $(VENV)-torch/bin/pip install -q torch --index-url https://download.pytorch.org/whl/cpu; } \
 	|| { echo "PyTorch could not be installed; the benchmark reports JAX alone"; rm -rf $(VENV)-torch; }
 
-bench: $(VENV)/.installed-dev
+bench: system-packages $(VENV)/.installed-mujoco+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) benchmarks/dann_step.py --torch-python=$(VENV)-torch/bin/python
+	$(PY) benchmarks/spiral_envs.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

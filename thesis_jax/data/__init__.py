@@ -2,6 +2,8 @@
 
 For DANN (thesis ch. 5, sec. 5.4.4): MNIST / SVHN through tensorflow-datasets, MNIST-M blends,
 Syn Numbers, Syn Signs and GTSRB; offline stand-ins from scikit-learn and scikit-image.
+For SPIRAL (ch. 6, sec. 6.4.1): MNIST, Omniglot and CelebA targets at 64x64, plus embedded digits
+and faces (`load_spiral_targets`).
 Importing this package does not import TensorFlow. Every loader raises `DatasetNotFoundError`
 (what is missing, where it looked, how to prepare it) when its data is not on disk.
 """
@@ -9,19 +11,31 @@ Importing this package does not import TensorFlow. Every loader raises `DatasetN
 from thesis_jax.data.embedded import bsds_photos, embedded_photos, sklearn_digits
 from thesis_jax.data.errors import DatasetNotFoundError
 from thesis_jax.data.mnistm import blend_mnistm, load_mnist_m
+from thesis_jax.data.spiral_data import (
+    SPIRAL_TARGET_SETS,
+    SpiralTargets,
+    embedded_digits_targets,
+    embedded_faces_targets,
+    load_spiral_targets,
+)
 from thesis_jax.data.synnumbers import available_fonts, generate_syn_numbers
 from thesis_jax.data.tfds_loader import load_tfds_arrays
 from thesis_jax.data.traffic_signs import load_gtsrb, load_syn_signs
 
 __all__ = [
+    "SPIRAL_TARGET_SETS",
     "DatasetNotFoundError",
+    "SpiralTargets",
     "available_fonts",
     "blend_mnistm",
     "bsds_photos",
+    "embedded_digits_targets",
+    "embedded_faces_targets",
     "embedded_photos",
     "generate_syn_numbers",
     "load_gtsrb",
     "load_mnist_m",
+    "load_spiral_targets",
     "load_syn_signs",
     "load_tfds_arrays",
     "sklearn_digits",
