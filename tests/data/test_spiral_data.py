@@ -260,3 +260,24 @@ def test_embedded_sets_have_only_a_train_split_and_keep_max_examples():
 def test_bad_arguments_are_value_errors(bad):
     with pytest.raises(ValueError):
         load_spiral_targets("digits", **bad)
+
+
+def test_omniglot_small_reads_the_shared_archives_in_place(shared_data):
+    from thesis_jax.data import load_spiral_targets
+
+    targets = load_spiral_targets("omniglot_small", data_dir=shared_data / "omniglot", size=32)
+    # 2720 + 3120 drawings of 20 per character in the two archives of brendenlake/omniglot.
+    assert targets.images.shape == (5840, 32, 32, 1)
+    assert targets.images.dtype == np.float32
+    assert len(np.unique(targets.labels)) == 5840 // 20
+    assert np.all(np.bincount(targets.labels) == 20)
+    border = np.concatenate([targets.images[:, 0], targets.images[:, -1]], axis=1)
+    assert border.mean() > 0.99  # white background
+    assert (targets.images.reshape(5840, -1).min(axis=1) < 0.5).all()  # every drawing has ink
+
+
+def test_omniglot_small_missing_archives_name_the_files(tmp_path):
+    from thesis_jax.data import DatasetNotFoundError, load_spiral_targets
+
+    with pytest.raises(DatasetNotFoundError, match="images_background_small1.zip"):
+        load_spiral_targets("omniglot_small", data_dir=tmp_path)

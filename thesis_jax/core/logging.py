@@ -89,6 +89,45 @@ def save_png(path: str | os.PathLike, image: np.ndarray, scale: int = 1) -> str:
     return write_atomic(path, buffer.getvalue())
 
 
+def save_gif(
+    path: str | os.PathLike,
+    frames: Sequence[np.ndarray],
+    scale: int = 1,
+    frame_ms: int = 200,
+    last_frame_ms: int = 1500,
+) -> str:
+    """Saves HxW[xC] frames (float in [0, 1] or uint8) as a looping GIF, optionally upscaled.
+
+    The last frame is held for `last_frame_ms`, so the finished picture can be seen.
+    """
+    import io
+
+    if len(frames) == 0:
+        raise ValueError("save_gif needs at least one frame")
+    pictures = []
+    for frame in frames:
+        frame = to_uint8(np.asarray(frame))
+        if frame.ndim == 3 and frame.shape[-1] == 1:
+            frame = frame[..., 0]
+        picture = Image.fromarray(frame)
+        if scale > 1:
+            picture = picture.resize(
+                (picture.width * scale, picture.height * scale), Image.Resampling.NEAREST
+            )
+        pictures.append(picture.convert("RGB") if picture.mode not in ("L", "RGB") else picture)
+    durations = [frame_ms] * (len(pictures) - 1) + [last_frame_ms]
+    buffer = io.BytesIO()
+    pictures[0].save(
+        buffer,
+        format="GIF",
+        save_all=True,
+        append_images=pictures[1:],
+        duration=durations,
+        loop=0,
+    )
+    return write_atomic(path, buffer.getvalue())
+
+
 def _as_float(value: Any) -> float:
     return float(np.asarray(value).mean())
 

@@ -34,8 +34,12 @@ from threadpoolctl import threadpool_limits
 from thesis_jax.data.embedded import sklearn_digits
 from thesis_jax.data.tfds_loader import load_tfds_arrays, resolve_data_dir
 
-SPIRAL_TARGET_SETS = ("mnist", "omniglot", "celeba", "digits", "faces")
-"""Names `load_spiral_targets` accepts: three tfds sets and two embedded offline sets."""
+SPIRAL_TARGET_SETS = ("mnist", "omniglot", "celeba", "digits", "faces", "omniglot_small")
+"""Names `load_spiral_targets` accepts: three tfds sets, two embedded offline sets, and the
+Omniglot "small" background subsets read from their public zip archives."""
+
+OMNIGLOT_SMALL_ARCHIVES = ("images_background_small1.zip", "images_background_small2.zip")
+OMNIGLOT_URL = "https://github.com/brendenlake/omniglot/tree/master/python"
 
 _FACE_BOXES = {
     "astronaut": (130, 225, 250),
@@ -367,6 +371,13 @@ def load_spiral_targets(
       ValueError: unknown `name`, or a split other than "train" for an embedded set.
       DatasetNotFoundError: a tfds set that is not prepared in the data directory.
     """
+    if name == "omniglot_small":
+        if split != "train":
+            raise ValueError(f"omniglot_small has only the split 'train', got {split!r}")
+        targets = load_omniglot_small(data_dir, size)
+        if not max_examples:
+            return targets
+        return SpiralTargets(targets.images[:max_examples], targets.labels[:max_examples])
     tfds_loaders = {
         "mnist": load_mnist_targets,
         "omniglot": load_omniglot_targets,
@@ -384,3 +395,54 @@ def load_spiral_targets(
     if not max_examples:
         return targets
     return SpiralTargets(targets.images[:max_examples], targets.labels[:max_examples])
+
+
+def load_omniglot_small(data_dir: str | os.PathLike[str] | None, size: int = 64) -> SpiralTargets:
+    """Omniglot's "small" background subsets (Lake et al., 2015), read from their zip archives.
+
+    `data_dir` is a folder holding `images_background_small1.zip` and/or
+    `images_background_small2.zip` of the brendenlake/omniglot release (5 alphabets each, 20
+    drawings per character, 105 x 105 binary PNGs, black strokes on white). Every archive found
+    is read in place; labels number the characters across archives in sorted path order.
+
+    Returns:
+      `SpiralTargets`: float32 [N, size, size, 1] dark ink on white, int32 character labels.
+
+    Raises:
+      DatasetNotFoundError: neither archive is in `data_dir`.
+      ValueError: an archive holds no PNG drawings, or one of them is not a readable image.
+    """
+    import io
+    import zipfile
+
+    from PIL import Image, UnidentifiedImageError
+
+    from thesis_jax.data.errors import DatasetNotFoundError
+
+    _check_size(size)
+    folder = os.path.expanduser(os.fspath(data_dir or "."))
+    archives = [os.path.join(folder, name) for name in OMNIGLOT_SMALL_ARCHIVES]
+    present = [path for path in archives if os.path.isfile(path)]
+    if not present:
+        raise DatasetNotFoundError(
+            "Omniglot small background subsets (images_background_small1/2.zip)",
+            archives,
+            f"Download images_background_small1.zip and images_background_small2.zip from\n"
+            f"{OMNIGLOT_URL} into one folder and pass it as --config.data_dir.",
+        )
+    images, characters = [], []
+    for path in present:
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(n for n in archive.namelist() if n.endswith(".png"))
+            if not names:
+                raise ValueError(f"{path} holds no PNG drawings; is it an Omniglot archive?")
+            for name in names:
+                try:
+                    picture = Image.open(io.BytesIO(archive.read(name))).convert("L")
+                except (UnidentifiedImageError, OSError) as error:
+                    raise ValueError(f"{path}:{name} is not a readable image: {error}") from error
+                images.append(np.asarray(picture, np.float32) / 255.0)
+                characters.append(os.path.dirname(name))
+    _, labels = np.unique(np.asarray(characters), return_inverse=True)
+    stacked = resize_images(np.stack(images)[..., None], size)
+    return SpiralTargets(np.clip(stacked, 0.0, 1.0).astype(np.float32), labels.astype(np.int32))

@@ -1,8 +1,8 @@
 """SPIRAL: synthesizing programs for images using reinforced adversarial learning (thesis ch. 6).
 
-    envs            LibMyPaint, JaxPaint and MujocoScenes renderers behind one interface
-    scenes_dataset  the MuJoCo Scenes dataset (sec. 6.4.1), generated and cached on disk
-    mcmc            the blocked Metropolis-Hastings baseline of sec. 6.4.6 (fig. 6.10)
+envs            LibMyPaint, JaxPaint and MujocoScenes renderers behind one interface
+scenes_dataset  the MuJoCo Scenes dataset (sec. 6.4.1), generated and cached on disk
+mcmc            the blocked Metropolis-Hastings baseline of sec. 6.4.6 (fig. 6.10)
 """
 
 from thesis_jax.spiral import envs

@@ -35,7 +35,8 @@ x_target concatenated along channels.
 
 Users need not touch Flax: `make_policy(spec)` builds the module, `init_policy` its parameters,
 `policy_step` samples a step, `policy_evaluate` scores given actions, `unroll` scores whole stored
-trajectories (the encoder and the decoder run batched over time; only the LSTM is scanned).
+trajectories (the encoder and the decoder run batched over time; only the LSTM is scanned), and
+`init_critic` initialises a `Critic`.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class PolicyConfig(NamedTuple):
     decoder_size: int = 4  # spatial heads start from a map of (at most) this side
     decoder_blocks: int = 8  # ResNet blocks in each spatial head
     spatial_components: tuple[str, ...] = SPATIAL_COMPONENTS
+
+
+DEFAULT_CONFIG = PolicyConfig()
 
 
 class PolicyInputs(NamedTuple):
@@ -168,9 +172,9 @@ class Encoder(nn.Module):
 
         grids = spatial_components(self.action_spec, cfg.spatial_components)
         codes = [
-            ComponentEmbedding(size, grids.get(name, 0), cfg.action_embedding, name=f"{name}_embed")(
-                inputs.last_action[:, i]
-            )
+            ComponentEmbedding(
+                size, grids.get(name, 0), cfg.action_embedding, name=f"{name}_embed"
+            )(inputs.last_action[:, i])
             for i, (name, size) in enumerate(self.action_spec)
         ]
         condition = jnp.concatenate(codes, -1)
@@ -270,7 +274,7 @@ class PolicyNet(nn.Module):
     """
 
     action_spec: tuple[tuple[str, int], ...]
-    config: PolicyConfig = PolicyConfig()
+    config: PolicyConfig = DEFAULT_CONFIG
 
     def setup(self) -> None:
         self.encoder = Encoder(self.action_spec, self.config)
@@ -317,9 +321,7 @@ class PolicyNet(nn.Module):
         return self.value_head(z)[:, 0]
 
 
-def make_policy(
-    action_spec: Mapping[str, int], config: PolicyConfig = PolicyConfig()
-) -> PolicyNet:
+def make_policy(action_spec: Mapping[str, int], config: PolicyConfig = DEFAULT_CONFIG) -> PolicyNet:
     """The policy network for an environment's action spec (`env.action_spec()`)."""
     components = tuple((str(name), int(size)) for name, size in action_spec.items())
     if not components:
@@ -327,14 +329,22 @@ def make_policy(
     return PolicyNet(components, config)
 
 
-def initial_carry(batch_size: int, hidden: int = PolicyConfig().lstm_size) -> LSTMCarry:
+def initial_carry(batch_size: int, hidden: int = DEFAULT_CONFIG.lstm_size) -> LSTMCarry:
     """The LSTM state at the start of an episode: zeros."""
     zeros = jnp.zeros((batch_size, hidden), jnp.float32)
     return zeros, zeros
 
 
+def _init(module: nn.Module, key: jax.Array, *args, **kwargs) -> dict:
+    """`module.init`, jitted, with the non-partitionable threefry: XLA:CPU compiles the random
+    draws of initialisers several times faster that way (on 2 busy cores, 86 draws shaped like
+    the policy's: 15 s against 83 s; a small critic's 6: 1.6 s against 9 s)."""
+    with jax.threefry_partitionable(False):
+        return jax.jit(module.init)(key, *args, **kwargs)
+
+
 def init_policy(rng: jax.Array, module: PolicyNet, image_shape: tuple[int, int, int]) -> dict:
-    """Parameters for canvases (and, when conditional, targets) of shape (H, W, C); jitted."""
+    """Variables of the policy for canvases (and, when conditional, targets) of shape (H, W, C)."""
     canvas = jnp.zeros((1, *image_shape), jnp.float32)
     inputs = PolicyInputs(
         canvas,
@@ -343,7 +353,7 @@ def init_policy(rng: jax.Array, module: PolicyNet, image_shape: tuple[int, int, 
     )
     init_rng, sample_rng = jax.random.split(rng)
     carry = initial_carry(1, module.config.lstm_size)
-    return jax.jit(module.init)(init_rng, inputs, carry, rng=sample_rng)
+    return _init(module, init_rng, inputs, carry, rng=sample_rng)
 
 
 def policy_step(
@@ -447,3 +457,9 @@ class Critic(nn.Module):
                 x = nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1, name=f"norm_{i}")(x)
             x = nn.leaky_relu(x, 0.2)
         return nn.Dense(1, name="output")(x.reshape(x.shape[0], -1))[:, 0]
+
+
+def init_critic(rng: jax.Array, critic: Critic, image_shape: tuple[int, int, int]) -> dict:
+    """Variables of the critic for images (and, when conditional, targets) of shape (H, W, C)."""
+    images = jnp.zeros((1, *image_shape), jnp.float32)
+    return _init(critic, rng, images, images if critic.conditional else None)

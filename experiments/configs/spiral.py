@@ -1,0 +1,127 @@
+"""SPIRAL presets (thesis ch. 6): the experiments of sec. 6.4 and the offline `digits`.
+
+    python -m experiments.spiral                                  # digits, offline, on a CPU
+    python -m experiments.spiral --config=celeba --config.data_dir=~/tensorflow_datasets
+    python -m experiments.spiral --config=mnist_cond_l2 --config.renderer=libmypaint
+
+Conditional presets reconstruct a target image (sec. 6.3.3); the `_l2` variants replace the
+critic's reward by -||x - x_target||_2 (sec. 6.3.3, app. A.1; fig. 6.9a compares the two).
+Training follows app. A.3 (Adam 1e-4 and beta1 0.5 for the critic, batches of 64, a replay
+buffer of 20 batches) and sec. 6.4 (20-step episodes, a 64x64 canvas, a 32x32 grid of control
+and end points). The thesis tunes the policy's learning rate and entropy cost with PBT; ours are
+fixed. The step counts of the real presets are ours.
+"""
+
+import ml_collections
+
+BASE_PRESETS = (
+    "digits",
+    "digits_uncond",
+    "mnist",
+    "mnist_cond",
+    "omniglot",
+    "omniglot_cond",
+    "omniglot_small",
+    "celeba",
+    "mujoco",
+)
+CONDITIONAL = {"digits", "mnist_cond", "omniglot_cond", "omniglot_small", "celeba", "mujoco"}
+PRESETS = BASE_PRESETS + tuple(f"{name}_l2" for name in BASE_PRESETS if name in CONDITIONAL)
+
+
+def _base() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    config.seed = 0
+    config.num_steps = 100_000
+    config.batch_size = 64  # episodes per policy step; also the critic's batch (app. A.3)
+    config.data_dir = ""  # tfds data dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
+    config.dataset = "digits"  # see thesis_jax.data.SPIRAL_TARGET_SETS, or omniglot_small/mujoco
+    config.max_examples = 0  # >0: only this many training images
+
+    # Renderer: "jax_paint" (inside the jitted step), "libmypaint" or "mujoco" (host actors).
+    config.renderer = "jax_paint"
+    config.num_actors = 0  # worker processes for host renderers (0: in this process)
+    config.canvas_size = 64
+    config.grid_size = 32
+    config.episode_length = 20
+    config.grayscale = True
+
+    config.conditional = True
+    config.reward = "critic"  # or "l2"
+    config.policy_learning_rate = 1e-4
+    config.entropy_cost = 0.01
+    config.critic_learning_rate = 1e-4
+    config.critic_steps = 1
+    config.stroke_penalty = 0.0
+    config.empty_penalty = 0.0
+    config.emd_weight = 0.0
+
+    config.policy = ml_collections.ConfigDict(
+        {
+            "channels": 32,
+            "encoder_blocks": 8,
+            "embedding_size": 256,
+            "lstm_size": 256,
+            "decoder_blocks": 8,
+        }
+    )
+    config.critic_channels = (64, 128, 256, 512)
+
+    config.log_every = 50
+    config.sample_every = 1000  # image grids (and the episode GIF) every this many steps
+    config.eval_every = 1000  # l2 to held-out targets (conditional presets)
+    config.eval_batch_size = 64
+    config.checkpoint_every = 1000
+    config.keep_checkpoints = 2
+    return config
+
+
+def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    base, l2 = (preset[:-3], True) if preset.endswith("_l2") else (preset, False)
+    config = _base()
+    config.conditional = base in CONDITIONAL
+    config.reward = "l2" if l2 else "critic"
+    if base in ("digits", "digits_uncond"):
+        # Offline and small enough for a CPU: sklearn's digits at 32x32, a 16x16 grid, 10 strokes.
+        config.dataset = "digits"
+        config.num_steps = 3000
+        config.batch_size = 32
+        config.canvas_size = 32
+        config.grid_size = 16
+        config.episode_length = 10
+        config.policy_learning_rate = 3e-4
+        config.policy.update(
+            channels=16, encoder_blocks=2, embedding_size=128, lstm_size=128, decoder_blocks=1
+        )
+        config.critic_channels = (32, 64, 128)
+        config.log_every = 25
+        config.sample_every = 500
+        config.eval_every = 500
+        config.checkpoint_every = 500
+        if base == "digits_uncond":
+            config.empty_penalty = 1.0
+            config.stroke_penalty = 0.05
+    elif base in ("mnist", "mnist_cond"):
+        config.dataset = "mnist"
+        if base == "mnist":  # sec. 6.4.3: one continuous motion, and draw something
+            config.stroke_penalty = 0.05
+            config.empty_penalty = 1.0
+    elif base in ("omniglot", "omniglot_cond"):
+        config.dataset = "omniglot"
+    elif base == "omniglot_small":
+        config.dataset = "omniglot_small"
+        config.data_dir = "../shared/data/omniglot"
+    elif base == "celeba":
+        config.dataset = "celeba"
+        config.grayscale = False
+        config.emd_weight = 1.0  # sec. 6.4.5
+        config.num_steps = 300_000
+    elif base == "mujoco":
+        config.dataset = "mujoco"
+        config.renderer = "mujoco"
+        config.grayscale = False
+        config.num_actors = 8
+        config.grid_size = 16
+    return config

@@ -1,0 +1,323 @@
+r"""SPIRAL experiments (thesis ch. 6): train a painting (or scene-building) agent with a critic.
+
+    python -m experiments.spiral                                # offline `digits` (conditional)
+    python -m experiments.spiral --config=digits_l2             # the same with the l2 reward
+    python -m experiments.spiral --config=celeba --config.data_dir=~/tensorflow_datasets
+    python -m experiments.spiral --config=mnist_cond --config.renderer=libmypaint \
+        --config.num_actors=8
+
+Renderers: `jax_paint` paints inside the jitted training step (one program for actors and both
+learners); `libmypaint` and `mujoco` run as host actors (`BatchedEnv`, `num_actors` processes).
+
+Writes into the workdir: checkpoints, `metrics.jsonl` (policy and critic losses, reward, l2 to the
+targets), `samples/step_NNNNNN.png` (targets beside reconstructions for conditional presets,
+samples otherwise; the newest also as `samples.png`) and `episode.gif` (episodes painted stroke by
+stroke). Ctrl-C or SIGTERM saves a checkpoint; the same command resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging as absl_logging
+
+from thesis_jax import core
+from thesis_jax.core import parallel
+from thesis_jax.data.sampling import epoch_indices
+from thesis_jax.spiral import networks, train
+from thesis_jax.spiral.envs import spec
+
+_PRESETS = os.path.join(os.path.dirname(__file__), "configs", "spiral.py")
+RENDERERS = ("jax_paint", "libmypaint", "mujoco")
+NUM_SAMPLES = 16
+
+
+def load_targets(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
+    """(training targets, held-out targets), float32 [N, S, S, C] in [0, 1]."""
+    size = config.canvas_size
+    held_out = config.eval_batch_size
+    if config.dataset == "mujoco":
+        from thesis_jax.spiral import scenes_dataset
+
+        data_dir = config.data_dir or None
+        count = config.max_examples or scenes_dataset.DEFAULT_COUNT
+        train_images, _ = scenes_dataset.load_mujoco_scenes(count, 0, data_dir, size)
+        eval_images, _ = scenes_dataset.load_mujoco_scenes(
+            held_out, scenes_dataset.HOLDOUT_SEED, data_dir, size
+        )
+        images = (train_images.astype(np.float32) / 255.0, eval_images.astype(np.float32) / 255.0)
+    else:
+        from thesis_jax.data import load_spiral_targets
+
+        data_dir = config.data_dir or None
+        if config.dataset in ("digits", "faces", "omniglot_small"):  # one split: hold out a tail
+            everything = load_spiral_targets(config.dataset, "train", data_dir, size).images
+            order = np.random.default_rng(0).permutation(len(everything))
+            everything = everything[order]
+            train_images, eval_images = everything[held_out:], everything[:held_out]
+            if config.max_examples:
+                train_images = train_images[: config.max_examples]
+        else:
+            train_images = load_spiral_targets(
+                config.dataset, "train", data_dir, size, config.max_examples
+            ).images
+            eval_images = load_spiral_targets(config.dataset, "test", data_dir, size, held_out)
+            eval_images = eval_images.images
+        images = (train_images, eval_images)
+    channels = 1 if config.grayscale else 3
+    return tuple(_channels(x, channels) for x in images)
+
+
+def _channels(images: np.ndarray, channels: int) -> np.ndarray:
+    if images.shape[-1] == channels:
+        return images
+    if channels == 1:
+        return images.mean(-1, keepdims=True)
+    return np.repeat(images, channels, -1)
+
+
+def paint_config(config: ml_collections.ConfigDict) -> spec.PaintConfig:
+    return spec.PaintConfig(
+        canvas_size=config.canvas_size,
+        grid_size=config.grid_size,
+        episode_length=config.episode_length,
+        grayscale=config.grayscale,
+    )
+
+
+def make_env_factory(config: ml_collections.ConfigDict):
+    """A picklable zero-argument factory of one host environment."""
+    if config.renderer == "libmypaint":
+        from thesis_jax.spiral.envs.libmypaint import LibMyPaint
+
+        return functools.partial(LibMyPaint, paint_config(config))
+    if config.renderer == "mujoco":
+        from thesis_jax.spiral.envs import mujoco_scenes
+
+        scenes = mujoco_scenes.ScenesConfig(
+            image_size=config.canvas_size,
+            grid_size=config.grid_size,
+            episode_length=config.episode_length,
+        )
+        return functools.partial(mujoco_scenes.MujocoScenes, scenes)
+    raise ValueError(f"{config.renderer!r} is not a host renderer")
+
+
+def action_spec(config: ml_collections.ConfigDict) -> spec.ActionSpec:
+    if config.renderer == "mujoco":
+        from thesis_jax.spiral.envs import mujoco_scenes
+
+        return mujoco_scenes.scenes_action_spec(
+            mujoco_scenes.ScenesConfig(
+                image_size=config.canvas_size,
+                grid_size=config.grid_size,
+                episode_length=config.episode_length,
+            )
+        )
+    return spec.paint_action_spec(paint_config(config))
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    if config.renderer not in RENDERERS:
+        raise core.ConfigError(f"renderer must be one of {RENDERERS}, got {config.renderer!r}")
+    if config.renderer == "mujoco" and config.grayscale:
+        raise core.ConfigError("the mujoco renderer paints colour: set --config.grayscale=False")
+    if config.reward == "l2" and not config.conditional:
+        raise core.ConfigError("the l2 reward needs targets: use it with conditional presets")
+
+
+def init_state(config: ml_collections.ConfigDict) -> train.SpiralState:
+    hparams = train.Hparams(
+        reward=config.reward,
+        conditional=config.conditional,
+        episode_length=config.episode_length,
+        policy_learning_rate=config.policy_learning_rate,
+        entropy_cost=config.entropy_cost,
+        critic_learning_rate=config.critic_learning_rate,
+        critic_steps=config.critic_steps,
+        stroke_penalty=config.stroke_penalty,
+        empty_penalty=config.empty_penalty,
+        emd_weight=config.emd_weight,
+    )
+    policy_config = networks.PolicyConfig(**config.policy.to_dict())
+    channels = 1 if config.grayscale else 3
+    return train.init(
+        jax.random.PRNGKey(config.seed),
+        action_spec(config),
+        (config.canvas_size, config.canvas_size, channels),
+        hparams,
+        policy_config,
+        tuple(config.critic_channels),
+        config.batch_size,
+    )
+
+
+@dataclasses.dataclass
+class Actors:
+    """Paints episodes with the current policy: in the jitted step (JaxPaint) or on the host."""
+
+    config: ml_collections.ConfigDict
+    mesh: jax.sharding.Mesh
+    latest: Any = None  # the newest state, for host actors (a step behind the learner)
+    _envs: dict[int, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def on_host(self) -> bool:
+        return self.config.renderer != "jax_paint"
+
+    def env(self, batch: int, workers: int):
+        if batch not in self._envs:
+            from thesis_jax.spiral.envs.batched import BatchedEnv
+
+            self._envs[batch] = BatchedEnv(make_env_factory(self.config), batch, workers)
+        return self._envs[batch]
+
+    def paint(self, state: train.SpiralState, targets: np.ndarray, seed: int) -> train.Trajectory:
+        """Episodes for `targets` (numpy, this process's), time-major numpy arrays."""
+        rng = jax.random.PRNGKey(seed)
+        if self.on_host:
+            env = self.env(len(targets), 0)
+            return train.host_rollout(state, env, targets, rng)
+        trajectory = _jitted_rollout(state, paint_config(self.config), targets, rng)
+        return jax.tree.map(np.asarray, jax.device_get(trajectory))
+
+    def close(self) -> None:
+        for env in self._envs.values():
+            env.close()
+        self._envs.clear()
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _jitted_rollout(state, paint_cfg, targets, rng):
+    return train.rollout(state, paint_cfg, targets, rng)
+
+
+def _sample_pictures(
+    trajectory: train.Trajectory, targets: np.ndarray, conditional: bool, workdir: str, step: int
+) -> None:
+    finals = trajectory.final_canvas
+    if conditional:  # pairs: target | reconstruction
+        tiles = [tile for pair in zip(targets, finals, strict=True) for tile in pair]
+        grid = core.image_grid(tiles, ncols=8)
+    else:
+        grid = core.image_grid(list(finals), ncols=8)
+    scale = max(1, 256 // finals.shape[1])
+    core.save_png(os.path.join(workdir, "samples", f"step_{step:06d}.png"), grid, scale)
+    core.save_png(os.path.join(workdir, "samples.png"), grid, scale)
+    shown = min(8, len(finals))
+    frames = [
+        core.image_grid(list(canvases[:shown]), ncols=shown)
+        for canvases in [*trajectory.canvases, finals]
+    ]
+    if conditional:
+        frames = [
+            np.concatenate([core.image_grid(list(targets[:shown]), ncols=shown), f]) for f in frames
+        ]
+    core.save_gif(os.path.join(workdir, "episode.gif"), frames, scale=scale)
+
+
+def l2_to_targets(finals: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    diff = (np.asarray(finals) - np.asarray(targets)).reshape(len(targets), -1)
+    return {
+        "l2": float(np.mean(np.sqrt(np.sum(diff**2, axis=1)))),
+        "mse": float(np.mean(diff**2)),
+    }
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.LoopResult:
+    check_config(config)
+    core.config.claim_workdir(
+        config, workdir, may_differ=("log_every", "eval_every", "checkpoint_every", "sample_every")
+    )
+    train_images, eval_images = load_targets(config)
+    absl_logging.info(
+        "%s: %d training targets, %d held out, %s renderer",
+        config.dataset,
+        len(train_images),
+        len(eval_images),
+        config.renderer,
+    )
+    mesh = parallel.data_mesh()
+    parallel.local_batch_size(config.batch_size, mesh)  # fails early on an uneven split
+    state = init_state(config)
+    actors = Actors(config, mesh)
+    sample_targets = eval_images[:NUM_SAMPLES]
+
+    def targets_for(step: int) -> np.ndarray:
+        index = epoch_indices(len(train_images), config.batch_size, step, config.seed)
+        return parallel.process_slice(train_images[index])
+
+    if actors.on_host:
+        local = len(targets_for(0))
+        env = actors.env(local, config.num_actors)
+
+        def batch_fn(step: int) -> dict[str, np.ndarray]:
+            targets = targets_for(step)
+            rng = jax.random.PRNGKey(config.seed * 1_000_003 + step)
+            trajectory = train.host_rollout(actors.latest, env, targets, rng)
+            return train.trajectory_batch(trajectory, targets)
+
+        update = train.update_from_trajectories
+    else:
+
+        def batch_fn(step: int) -> dict[str, np.ndarray]:
+            return {"target": targets_for(step)}
+
+        update = functools.partial(train.update, paint_config=paint_config(config))
+
+    def remember(step: int, state: train.SpiralState) -> None:
+        actors.latest = state
+
+    def samples(step: int, state: train.SpiralState) -> None:
+        trajectory = actors.paint(state, sample_targets, seed=step)
+        if jax.process_index() == 0:
+            _sample_pictures(trajectory, sample_targets, config.conditional, workdir, step)
+
+    def evaluate(state: train.SpiralState) -> dict[str, float]:
+        trajectory = actors.paint(state, eval_images, seed=12345)
+        metrics = {"ink": float(np.mean(trajectory.final_canvas < 0.5))}
+        if config.conditional:
+            metrics.update(l2_to_targets(trajectory.final_canvas, eval_images))
+        return metrics
+
+    actors.latest = parallel.replicate(state, mesh)
+    periodic = [core.Periodic(1, remember, at_end=False)] if actors.on_host else []
+    periodic.append(core.Periodic(config.sample_every, samples))
+    try:
+        result = core.train(
+            state,
+            update,
+            batch_fn,
+            num_steps=config.num_steps,
+            workdir=workdir,
+            mesh=mesh,
+            log_every=config.log_every,
+            checkpoint_every=config.checkpoint_every,
+            keep_checkpoints=config.keep_checkpoints,
+            eval_fn=evaluate,
+            eval_every=config.eval_every,
+            periodic=periodic,
+            desc=f"spiral/{config.preset}",
+        )
+    finally:
+        actors.close()
+    if jax.process_index() == 0 and not result.interrupted:
+        summary = {"step": result.step, **result.eval_metrics}
+        core.write_atomic(os.path.join(workdir, "results.json"), json.dumps(summary, indent=2))
+        absl_logging.info("held-out %s; pictures in %s", summary, workdir)
+    return result
+
+
+def main(config: ml_collections.ConfigDict, workdir: str) -> None:
+    train_and_evaluate(config, workdir)
+
+
+if __name__ == "__main__":
+    core.config.run(main, name="spiral", preset_file=_PRESETS, default_preset="digits")
