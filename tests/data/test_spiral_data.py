@@ -279,5 +279,5 @@ def test_omniglot_small_reads_the_shared_archives_in_place(shared_data):
 def test_omniglot_small_missing_archives_name_the_files(tmp_path):
     from thesis_jax.data import DatasetNotFoundError, load_spiral_targets
 
-    with pytest.raises(DatasetNotFoundError, match="images_background_small1.zip"):
+    with pytest.raises(DatasetNotFoundError, match=r"images_background_small1\.zip"):
         load_spiral_targets("omniglot_small", data_dir=tmp_path)
