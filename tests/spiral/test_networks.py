@@ -104,13 +104,19 @@ def test_one_head_per_component_with_grid_squared_logits(action_spec, channels, 
         assert ("final" in decoder[f"{name}_logits"]) == (name in grids), name
     logits = jax.eval_shape(
         functools.partial(networks.action_logits, module=module),
-        params, inputs=inputs, carry=carry, actions=inputs.last_action,
-    )  # fmt: skip
+        params,
+        inputs=inputs,
+        carry=carry,
+        actions=inputs.last_action,
+    )
     assert {k: v.shape for k, v in logits.items()} == {k: (2, n) for k, n in action_spec.items()}
     out = jax.eval_shape(
         functools.partial(networks.policy_step, module=module),
-        params, inputs=inputs, carry=carry, rng=jax.random.key(0),
-    )  # fmt: skip
+        params,
+        inputs=inputs,
+        carry=carry,
+        rng=jax.random.key(0),
+    )
     assert out.actions.shape == (2, len(action_spec)) and out.actions.dtype == jnp.int32
     assert out.log_prob.shape == out.entropy.shape == out.value.shape == (2,)
     assert out.carry[1].shape == (2, config.lstm_size)
@@ -199,11 +205,10 @@ def test_log_prob_and_entropy_match_teacher_forcing_and_numpy(policy):
 
 
 def test_policy_depends_on_target_and_canvas_unless_blind(policy):
-    blind = networks.make_policy(PAINT, SMALL._replace(blind=True))
-    blind_params = networks.init_policy(jax.random.key(0), blind, (SIZE, SIZE, 1))
+    blind = networks.make_policy(PAINT, SMALL._replace(blind=True))  # same parameter layout
     a, other = random_inputs(4), random_inputs(5)
     carry, actions = random_carry(4), random_inputs(6).last_action
-    for module, params in [policy, (blind, blind_params)]:
+    for module, params in [policy, (blind, policy[1])]:
         params = randomize_heads(params)
         out = evaluate(params, module, a, carry, actions)
         new_canvas = evaluate(params, module, a._replace(canvas=other.canvas), carry, actions)
@@ -226,8 +231,9 @@ def test_unroll_matches_stepping(policy):
 
     carry, expected = random_carry(5), []
     for t in range(steps):
-        out = evaluate(params, module, PolicyInputs(canvases[t], last_actions[t], target), carry,
-                       actions[t])  # fmt: skip
+        out = evaluate(
+            params, module, PolicyInputs(canvases[t], last_actions[t], target), carry, actions[t]
+        )
         expected.append((out.log_prob, out.entropy, out.value))
         carry = out.carry
     unroll = jax.jit(networks.unroll, static_argnums=1)

@@ -1,8 +1,9 @@
 """SPIRAL networks: the policy pi(a_t | s_t) and the WGAN-GP critic D (thesis sec. 6.3, app. A.2).
 
 Policy, one step (fig. A.2). The canvas C_t, concatenated along channels with x_target for a
-conditional agent (sec. 6.3.3, eq. 6.3.5) and left out for a "blind" one (sec. 6.4.3), goes
-through a 5x5 convolution together with two coordinate planes. The last action a_t is embedded
+conditional agent (sec. 6.3.3, eq. 6.3.5) and replaced by zeros for a "blind" one (sec. 6.4.3; the
+two variants share one parameter layout), goes through a 5x5 convolution together with two
+coordinate planes. The last action a_t is embedded
 (16 dims per component), passed through an MLP and added to every position of that feature map.
 Strided 4x4 convolutions downsample it (64 -> 32 -> 16 -> 8), a stack of ResNet blocks and a fully
 connected layer give an embedding, and an LSTM turns it into z_0, the seed of the action decoder
@@ -164,8 +165,8 @@ class Encoder(nn.Module):
         rows = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, height)[:, None], (height, width))
         cols = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, width)[None, :], (height, width))
         planes = [jnp.broadcast_to(jnp.stack([rows, cols], -1), (batch, height, width, 2))]
-        if not cfg.blind:
-            planes.append(inputs.canvas.astype(jnp.float32))
+        canvas = inputs.canvas.astype(jnp.float32)
+        planes.append(jnp.zeros_like(canvas) if cfg.blind else canvas)
         if cfg.conditional:
             planes.append(inputs.target.astype(jnp.float32))
         x = nn.Conv(cfg.channels, (5, 5), name="input_conv")(jnp.concatenate(planes, -1))
@@ -239,9 +240,12 @@ class ActionDecoder(nn.Module):
         for i, (name, size) in enumerate(self.action_spec):
             if name in grids:
                 head = SpatialLogits(
-                    grids[name], cfg.channels, cfg.decoder_blocks, cfg.decoder_size,
+                    grids[name],
+                    cfg.channels,
+                    cfg.decoder_blocks,
+                    cfg.decoder_size,
                     name=f"{name}_logits",
-                )  # fmt: skip
+                )
             else:
                 head = nn.Dense(size, kernel_init=nn.initializers.zeros, name=f"{name}_logits")
             logits = head(z)

@@ -103,10 +103,7 @@ def init(
         rng=policy_rng,
     )
     critic_module = networks.Critic(conditional=hparams.conditional, channels=critic_channels)
-    images = jnp.zeros((1, *image_shape), jnp.float32)
-    critic_params = jax.jit(critic_module.init)(
-        critic_rng, images, images if hparams.conditional else None
-    )
+    critic_params = networks.init_critic(critic_rng, critic_module, image_shape)
     critic = TrainState.create(
         params=critic_params,
         tx=optax.adam(hparams.critic_learning_rate, b1=0.5),
