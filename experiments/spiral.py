@@ -233,8 +233,11 @@ def l2_to_targets(finals: np.ndarray, targets: np.ndarray) -> dict[str, float]:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.LoopResult:
     check_config(config)
+    # No schedule depends on num_steps, so a run may be continued with a larger one.
     core.config.claim_workdir(
-        config, workdir, may_differ=("log_every", "eval_every", "checkpoint_every", "sample_every")
+        config,
+        workdir,
+        may_differ=("log_every", "eval_every", "checkpoint_every", "sample_every", "num_steps"),
     )
     train_images, eval_images = load_targets(config)
     absl_logging.info(

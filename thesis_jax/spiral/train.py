@@ -219,8 +219,8 @@ def final_rewards(
     if hp.reward == "critic":
         d = state.critic.apply_fn(critic_params, final_canvas, conditional_target)
         reward = losses.critic_reward(d)
-    else:
-        reward = losses.l2_reward(final_canvas, targets)
+    else:  # -||x - target||_2 per pixel (RMS), so its scale does not grow with the canvas
+        reward = losses.l2_reward(final_canvas, targets) / np.sqrt(np.prod(final_canvas.shape[1:]))
     metrics = {"reward": jnp.mean(reward)}
     if hp.empty_penalty:
         reward = reward + losses.empty_canvas_penalty(final_canvas, hp.empty_penalty)

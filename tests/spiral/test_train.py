@@ -1,0 +1,153 @@
+"""SPIRAL's learners (`thesis_jax.spiral.train`) on a tiny canvas: shapes, rewards, learning.
+
+A 16x16 canvas, an 8x8 grid and 3-step episodes keep compilation short; the functions are the
+same ones the presets run.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from thesis_jax.spiral import networks, train
+from thesis_jax.spiral.envs import BatchedEnv, LibMyPaint, spec
+
+PAINT = spec.PaintConfig(canvas_size=16, grid_size=8, episode_length=3, grayscale=True)
+POLICY = networks.PolicyConfig(
+    channels=8,
+    encoder_blocks=1,
+    embedding_size=32,
+    lstm_size=32,
+    decoder_blocks=1,
+    condition_mlp=(16,),
+    update_mlp=(16,),
+)
+CRITIC = (8, 16)
+BATCH = 8
+
+
+def _state(**hparams) -> train.SpiralState:
+    hp = train.Hparams(episode_length=PAINT.episode_length, **hparams)
+    return train.init(
+        jax.random.PRNGKey(0),
+        spec.paint_action_spec(PAINT),
+        (16, 16, 1),
+        hp,
+        POLICY,
+        CRITIC,
+        batch_size=BATCH,
+    )
+
+
+def _targets(seed: int = 0) -> jnp.ndarray:
+    rng = np.random.default_rng(seed)
+    images = np.ones((BATCH, 16, 16, 1), np.float32)
+    for i, row in enumerate(rng.integers(3, 13, BATCH)):
+        images[i, row - 1 : row + 1, 2:14] = 0.0  # a horizontal bar per target
+    return jnp.asarray(images)
+
+
+@functools.cache
+def _update():
+    return jax.jit(functools.partial(train.update, paint_config=PAINT))
+
+
+def test_rollout_paints_valid_episodes_with_jax_paint():
+    state = _state()
+    trajectory = jax.jit(train.rollout, static_argnums=1)(
+        state, PAINT, _targets(), jax.random.PRNGKey(1)
+    )
+    assert trajectory.canvases.shape == (3, BATCH, 16, 16, 1)
+    assert trajectory.actions.shape == (3, BATCH, len(spec.paint_action_spec(PAINT)))
+    np.testing.assert_array_equal(trajectory.canvases[0], 1.0)  # episodes start blank
+    np.testing.assert_array_equal(trajectory.last_actions[0], 0)
+    np.testing.assert_array_equal(trajectory.last_actions[1:], trajectory.actions[:-1])
+    for row in np.asarray(trajectory.actions).reshape(-1, trajectory.actions.shape[-1]):
+        spec.validate_action(
+            spec.action_from_array(row, spec.paint_action_spec(PAINT)),
+            spec.paint_action_spec(PAINT),
+        )
+
+
+@pytest.mark.parametrize("reward", ["critic", "l2"])
+def test_update_steps_both_learners_and_fills_the_replay(reward):
+    state = _state(reward=reward)
+    new, metrics = _update()(state, {"target": _targets()})
+    assert int(new.step) == 1 and int(new.policy.step) == 1
+    assert int(new.replay.size) == BATCH
+    assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
+    assert "policy/l2" in metrics
+    changed = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), state.policy.params, new.policy.params
+    )
+    assert any(jax.tree.leaves(changed))
+    critic_changed = any(
+        jax.tree.leaves(
+            jax.tree.map(lambda a, b: bool(jnp.any(a != b)), state.critic.params, new.critic.params)
+        )
+    )
+    assert critic_changed == (reward == "critic")  # the l2 reward trains no critic
+    if reward == "critic":
+        assert {"critic/d_real", "critic/d_fake", "critic/gradient_penalty"} <= set(metrics)
+
+
+def test_the_l2_reward_is_the_negative_distance_to_the_target():
+    state = _state(reward="l2")
+    trajectory = train.rollout(state, PAINT, _targets(), jax.random.PRNGKey(2))
+    reward, aux, metrics = train.final_rewards(
+        state, state.critic.params, trajectory.final_canvas, _targets(), None, trajectory.actions
+    )
+    distance = np.sqrt(((trajectory.final_canvas - _targets()) ** 2).sum(axis=(1, 2, 3)))
+    np.testing.assert_allclose(reward, -distance / np.sqrt(16 * 16), rtol=1e-5)
+    np.testing.assert_allclose(metrics["l2"], distance.mean(), rtol=1e-5)
+    np.testing.assert_array_equal(aux, 0.0)
+
+
+def test_auxiliary_rewards_penalise_stroke_starts_and_blank_canvases():
+    state = _state(stroke_penalty=0.25, empty_penalty=2.0, conditional=False)
+    actions = np.zeros((3, BATCH, len(spec.paint_action_spec(PAINT))), np.int32)
+    actions[:, :, 2] = [[1], [0], [1]]  # flag: paint, jump, paint -> two stroke starts
+    blank = jnp.ones((BATCH, 16, 16, 1))
+    reward, aux, _ = train.final_rewards(
+        state, state.critic.params, blank, None, 2, jnp.asarray(actions)
+    )
+    np.testing.assert_allclose(np.asarray(aux)[:, 0], [-0.25, 0.0, -0.25])
+    d = state.critic.apply_fn(state.critic.params, blank, None)
+    np.testing.assert_allclose(reward, d - 2.0, rtol=1e-5, atol=1e-6)
+
+
+def test_the_policy_learns_to_lower_l2_on_a_fixed_target():
+    """With the l2 reward the episodes get closer to the target within a few dozen steps."""
+    state = _state(reward="l2", policy_learning_rate=3e-3, entropy_cost=0.0)
+    targets = _targets()
+    update = _update()
+    history = []
+    for _ in range(60):
+        state, metrics = update(state, {"target": targets})
+        history.append(float(metrics["policy/l2"]))
+    first, last = np.mean(history[:10]), np.mean(history[-10:])
+    assert last < 0.9 * first, history
+
+
+def test_host_rollout_with_libmypaint_feeds_update_from_trajectories():
+    state = _state()
+    targets = np.asarray(_targets())
+    with BatchedEnv(functools.partial(LibMyPaint, PAINT), BATCH) as env:
+        trajectory = train.host_rollout(state, env, targets, jax.random.PRNGKey(3))
+    assert trajectory.canvases.shape == (3, BATCH, 16, 16, 1)
+    assert trajectory.final_canvas.shape == (BATCH, 16, 16, 1)
+    np.testing.assert_array_equal(trajectory.last_actions[1:], trajectory.actions[:-1])
+    batch = train.trajectory_batch(trajectory, targets)
+    assert batch["canvases"].shape == (BATCH, 3, 16, 16, 1)  # batch-major for the data mesh
+    new, metrics = jax.jit(train.update_from_trajectories)(state, batch)
+    assert int(new.step) == 1 and int(new.replay.size) == BATCH
+    assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
+
+
+def test_l2_reward_needs_a_conditional_agent():
+    with pytest.raises(ValueError, match="conditional"):
+        _state(reward="l2", conditional=False)
+    with pytest.raises(ValueError, match="reward must be one of"):
+        _state(reward="hinge")
