@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
@@ -46,10 +47,7 @@ def _picture(path):
     return image
 
 
-def test_spiral_binary_writes_checkpoints_grids_and_gif_then_resumes(tmp_path):
-    workdir = tmp_path / "spiral"
-    first = _run(f"--workdir={workdir}", "--config.num_steps=2", *TINY)
-    assert first.returncode == 0, first.stderr[-3000:]
+def _check_first_run(workdir):
     assert (workdir / "checkpoints").is_dir()
     _picture(workdir / "samples.png")
     _picture(workdir / "samples" / "step_000002.png")
@@ -59,15 +57,30 @@ def test_spiral_binary_writes_checkpoints_grids_and_gif_then_resumes(tmp_path):
     assert any("train/policy/loss" in r for r in records)
     assert any("train/critic/gradient_penalty" in r for r in records)
     assert any("eval/l2" in r for r in records)
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["step"] == 2 and results["l2"] > 0
 
-    # Resume: the same command with more steps continues from step 2, not from scratch.
+
+def test_spiral_binary_writes_checkpoints_grids_and_gif(tmp_path):
+    workdir = tmp_path / "spiral"
+    first = _run(f"--workdir={workdir}", "--config.num_steps=2", *TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    _check_first_run(workdir)
+
+
+@pytest.mark.slow
+def test_spiral_binary_resumes_and_continues_with_more_steps(tmp_path):
+    workdir = tmp_path / "spiral"
+    first = _run(f"--workdir={workdir}", "--config.num_steps=2", *TINY)
+    assert first.returncode == 0, first.stderr[-3000:]
+    _check_first_run(workdir)
+    # The same command with more steps continues from step 2, not from scratch.
     second = _run(f"--workdir={workdir}", "--config.num_steps=4", *TINY)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from" in second.stderr
     steps = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")]
     assert max(steps) == 4
-    results = json.loads((workdir / "results.json").read_text())
-    assert results["step"] == 4 and results["l2"] > 0
+    assert json.loads((workdir / "results.json").read_text())["step"] == 4
 
 
 def test_spiral_binary_fails_clearly_on_bad_settings(tmp_path):
