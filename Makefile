@@ -73,6 +73,7 @@ bench: system-packages $(VENV)/.installed-mujoco+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) benchmarks/dann_step.py --torch-python=$(VENV)-torch/bin/python
 	$(PY) benchmarks/spiral_envs.py
+	$(PY) benchmarks/spiral_train.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

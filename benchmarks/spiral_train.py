@@ -1,0 +1,138 @@
+"""SPIRAL training speed on one host: JaxPaint actors inside the step versus LibMyPaint actors.
+
+What is measured, for the policy and critic of a preset (default `digits`: 32x32 canvas, 10-step
+episodes, batch 32):
+
+- JaxPaint: `train.update`, one jitted program per step: B episodes painted with `lax.scan`
+  (policy + renderer), the A2C policy step (eq. 6.3.3), a replay insert and `critic_steps`
+  WGAN-GP critic steps (eq. 6.3.1).
+- LibMyPaint: `train.host_rollout` over a `BatchedEnv` of B LibMyPaint canvases (in this process,
+  or `--num-actors` worker processes), the policy jitted per step on the host, then
+  `train.update_from_trajectories`: the same learners on the host-painted episodes.
+
+Reported: agent steps per second (policy updates; each covers B episodes), episodes per second
+and critic steps per second, the median over `--repeats` timed runs of `--steps` steps after the
+first (compiling) step, and the ratio JaxPaint / LibMyPaint. JAX uses the default device (the GPU
+when there is one); libmypaint always runs on the CPU.
+
+    make bench
+    .venv/bin/python benchmarks/spiral_train.py --preset=digits --steps=5 --repeats=3
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint's OpenMP pool, one tile per canvas
+
+import argparse
+import functools
+import json
+import pathlib
+import statistics
+import sys
+import time
+
+import jax
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from experiments import spiral as spiral_binary
+from thesis_jax import core
+from thesis_jax.spiral import train
+from thesis_jax.spiral.envs.batched import BatchedEnv
+
+PRESETS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs" / "spiral.py"
+
+
+def _targets(config, count: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    channels = 1 if config.grayscale else 3
+    size = config.canvas_size
+    return rng.uniform(0.0, 1.0, (count, size, size, channels)).astype(np.float32)
+
+
+def _timed(step, state, steps: int, repeats: int) -> tuple[list[float], object]:
+    state = step(state)  # compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            state = step(state)
+        jax.block_until_ready(state)
+        times.append(time.perf_counter() - start)
+    return times, state
+
+
+def bench_jax_paint(config, steps: int, repeats: int) -> dict:
+    state = spiral_binary.init_state(config)
+    update = jax.jit(
+        functools.partial(train.update, paint_config=spiral_binary.paint_config(config))
+    )
+    batch = {"target": _targets(config, config.batch_size)}
+    times, _ = _timed(lambda s: update(s, batch)[0], state, steps, repeats)
+    return {"name": "JaxPaint (in the step)", "times": times}
+
+
+def bench_libmypaint(config, steps: int, repeats: int, num_actors: int) -> dict:
+    config = config.copy_and_resolve_references()
+    config.renderer = "libmypaint"
+    state = spiral_binary.init_state(config)
+    update = jax.jit(train.update_from_trajectories)
+    targets = _targets(config, config.batch_size)
+    factory = spiral_binary.make_env_factory(config)
+    with BatchedEnv(factory, config.batch_size, num_actors) as env:
+
+        def step(state):
+            trajectory = train.host_rollout(state, env, targets, jax.random.PRNGKey(0))
+            return update(state, train.trajectory_batch(trajectory, targets))[0]
+
+        times, _ = _timed(step, state, steps, repeats)
+    workers = f"{num_actors} workers" if num_actors else "in process"
+    return {"name": f"LibMyPaint ({workers})", "times": times}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="digits")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--num-actors", type=int, default=0)
+    parser.add_argument("--override", action="append", default=[], help="config field=value")
+    parser.add_argument("--json-out", default="")
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.override)
+    config = core.get_config(args.preset, str(PRESETS), overrides)
+
+    load = os.getloadavg()[0]
+    rows = [
+        bench_jax_paint(config, args.steps, args.repeats),
+        bench_libmypaint(config, args.steps, args.repeats, args.num_actors),
+    ]
+    device = jax.devices()[0]
+    print(
+        f"SPIRAL training, preset {args.preset}: batch {config.batch_size}, "
+        f"{config.canvas_size}x{config.canvas_size} canvas, {config.episode_length}-step episodes; "
+        f"JAX on {device.platform} ({device.device_kind}); load average {load:.2f}"
+    )
+    print(f"{'actors':<28}{'agent steps/s':>14}{'episodes/s':>12}{'critic steps/s':>16}")
+    for row in rows:
+        rates = [args.steps / t for t in row["times"]]
+        row["agent_steps_per_second"] = statistics.median(rates)
+        row["episodes_per_second"] = row["agent_steps_per_second"] * config.batch_size
+        row["critic_steps_per_second"] = row["agent_steps_per_second"] * config.critic_steps
+        print(
+            f"{row['name']:<28}{row['agent_steps_per_second']:>14.3f}"
+            f"{row['episodes_per_second']:>12.1f}{row['critic_steps_per_second']:>16.3f}"
+        )
+    ratio = rows[0]["agent_steps_per_second"] / rows[1]["agent_steps_per_second"]
+    print(f"JaxPaint / LibMyPaint: {ratio:.2f}x")
+    if args.json_out:
+        payload = {"preset": args.preset, "load_average": load, "rows": rows, "ratio": ratio}
+        pathlib.Path(args.json_out).write_text(json.dumps(payload, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""benchmarks/spiral_train.py runs end to end on a tiny setting (slow: it compiles two learners)."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_benchmark_compares_jax_paint_and_libmypaint_actors(tmp_path):
+    json_out = tmp_path / "spiral_train.json"
+    tiny = ["canvas_size=16", "grid_size=8", "episode_length=3", "batch_size=8"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "spiral_train.py"),
+            "--steps=1",
+            "--repeats=1",
+            f"--json-out={json_out}",
+            *(f"--override={o}" for o in tiny),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        timeout=900,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    payload = json.loads(json_out.read_text())
+    names = [row["name"] for row in payload["rows"]]
+    assert names == ["JaxPaint (in the step)", "LibMyPaint (in process)"]
+    rates = [row["agent_steps_per_second"] for row in payload["rows"]]
+    assert all(rate > 0 for rate in rates)
+    assert abs(payload["ratio"] - rates[0] / rates[1]) < 1e-9
+    assert "JaxPaint / LibMyPaint" in result.stdout
