@@ -318,6 +318,33 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.
     return result
 
 
+def plot_l2_curves(runs: dict[str, str], path: str) -> str:
+    """Held-out l2 over training for several runs (fig. 6.9a: critic reward vs l2 reward).
+
+    runs: {label: workdir}; each workdir's `metrics.jsonl` must hold `eval/l2` records.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+    for label, workdir in runs.items():
+        records = [r for r in core.logging.read_metrics(workdir) if "eval/l2" in r]
+        if not records:
+            raise ValueError(f"{workdir} has no eval/l2 records yet")
+        axis.plot([r["step"] for r in records], [r["eval/l2"] for r in records], label=label)
+    axis.set_xlabel("policy steps")
+    axis.set_ylabel("l2 distance to held-out targets")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    figure.tight_layout()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
 def main(config: ml_collections.ConfigDict, workdir: str) -> None:
     train_and_evaluate(config, workdir)
 

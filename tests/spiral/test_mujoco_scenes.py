@@ -238,3 +238,18 @@ def test_missing_gl_backend_names_the_debian_packages(monkeypatch):
         ms.SceneRenderer()
     assert "libegl1" in str(error.value) and "Cannot load OSMesa" in str(error.value)
     assert ms.default_gl_backend() in ("egl", "osmesa")
+
+
+def test_a_dropped_renderer_is_closed_at_a_safe_point_not_by_the_garbage_collector():
+    """GC must not free a GL context: it may run inside another renderer's draw (a segfault)."""
+    import gc
+
+    with ms.SceneRenderer(max_objects=2) as kept:
+        empty = kept.render(ms.empty_scene(2))
+        dropped = ms.SceneRenderer(max_objects=2)
+        dropped.cycle = dropped  # only the cyclic collector can reclaim it
+        del dropped
+        gc.collect()
+        assert len(ms._UNREACHABLE_RENDERERS) == 1  # parked, GL context still alive
+        np.testing.assert_array_equal(kept.render(ms.empty_scene(2)), empty)
+        assert ms._UNREACHABLE_RENDERERS == []  # closed at the next render

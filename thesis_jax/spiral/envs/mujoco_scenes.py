@@ -33,6 +33,7 @@ first time this module imports mujoco, and a user-set MUJOCO_GL is respected.
 
 from __future__ import annotations
 
+import atexit
 import ctypes.util
 import glob
 import os
@@ -315,12 +316,36 @@ def _scene_xml(config: ScenesConfig, num_slots: int, slot_shapes: tuple[int, ...
 </mujoco>"""
 
 
+_UNREACHABLE_RENDERERS: list[Any] = []
+"""mujoco.Renderer objects whose SceneRenderer was garbage-collected without `close()`.
+
+Freeing a GL context from a garbage-collector callback is unsafe: collection can run inside
+another renderer's `render`, after it made its own context current and before it draws, and
+freeing a context there leaves none current, so the draw crashes (seen as segfaults in
+mjr_render under OSMesa). Such renderers are parked here and closed at the next safe point:
+when a renderer is created or renders, and at exit.
+"""
+
+
+def _park_renderer(renderer: Any) -> None:
+    _UNREACHABLE_RENDERERS.append(renderer)
+
+
+def _close_unreachable_renderers() -> None:
+    while _UNREACHABLE_RENDERERS:
+        _UNREACHABLE_RENDERERS.pop().close()
+
+
+atexit.register(_close_unreachable_renderers)
+
+
 class SceneRenderer:
     """Renders scene arrays with one compiled MuJoCo model and one offscreen GL context.
 
     The model holds `max_objects` geom slots; `render` edits them in place (type, size, position,
     orientation, colour, visibility group) and draws through the fixed camera. Close it with
-    `close()` or use it as a context manager; it is also closed when garbage-collected or at exit.
+    `close()` or use it as a context manager. One dropped without `close()` is closed at the next
+    safe point after it is garbage-collected (see `_UNREACHABLE_RENDERERS`).
     """
 
     def __init__(self, config: ScenesConfig = DEFAULT_CONFIG, max_objects: int | None = None):
@@ -329,6 +354,7 @@ class SceneRenderer:
         self.max_objects = int(max_objects or config.episode_length)
         if self.max_objects < 1:
             raise ValueError(f"max_objects must be >= 1, got {max_objects}")
+        _close_unreachable_renderers()
         mujoco = import_mujoco()
         self._mujoco = mujoco
         self._model = mujoco.MjModel.from_xml_string(_scene_xml(config, self.max_objects))
@@ -356,7 +382,8 @@ class SceneRenderer:
             ) from err
         for flag in ("mjRND_SHADOW", "mjRND_REFLECTION", "mjRND_SKYBOX", "mjRND_FOG"):
             self._renderer.scene.flags[getattr(mujoco.mjtRndFlag, flag)] = False
-        self._finalizer = weakref.finalize(self, self._renderer.close)
+        # Unreachable without close(): park the GL renderer (see _UNREACHABLE_RENDERERS).
+        self._finalizer = weakref.finalize(self, _park_renderer, self._renderer)
 
     @property
     def closed(self) -> bool:
@@ -364,18 +391,14 @@ class SceneRenderer:
 
     def close(self) -> None:
         """Frees the GL context; `render` raises afterwards. Safe to call twice."""
-        self._finalizer()
+        if self._finalizer.detach() is not None:
+            self._renderer.close()
 
     def __enter__(self) -> SceneRenderer:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        finalizer = getattr(self, "_finalizer", None)
-        if finalizer is not None:
-            finalizer()
 
     def _set_scene(self, scene: np.ndarray) -> None:
         model, config = self._model, self.config
@@ -407,6 +430,7 @@ class SceneRenderer:
             raise ValueError(
                 f"the scene has {len(scene)} rows but this renderer has {self.max_objects} slots"
             )
+        _close_unreachable_renderers()
         self._set_scene(scene)
         mujoco = self._mujoco
         mujoco.mj_kinematics(self._model, self._data)
