@@ -11,6 +11,15 @@ os.environ["XLA_FLAGS"] = (
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+# TensorFlow (tensorflow-datasets' tests) and MuJoCo's OSMesa renderer share a process under
+# pytest-xdist. OSMesa is loaded with RTLD_DEEPBIND (mujoco_scenes._preload_osmesa), which keeps
+# Mesa's LLVM away from TensorFlow's when TensorFlow comes first; the other order still crashes
+# Mesa, so TensorFlow is imported before any test runs.
+try:
+    import tensorflow  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 

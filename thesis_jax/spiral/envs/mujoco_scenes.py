@@ -265,10 +265,30 @@ def default_gl_backend() -> str:
     return "egl"
 
 
+def _preload_osmesa() -> None:
+    """Loads OSMesa with RTLD_DEEPBIND so Mesa's LLVM binds to itself, not to another LLVM.
+
+    TensorFlow (imported by tensorflow-datasets) exports LLVM symbols of its own version into the
+    process; Mesa's llvmpipe, which OSMesa renders with, then binds to some of them and crashes
+    in its first draw (a segfault in mjr_render). Loading libOSMesa with RTLD_DEEPBIND before
+    PyOpenGL does makes the library and its dependencies resolve their own symbols first; the
+    later load by PyOpenGL reuses this handle.
+    """
+    name = ctypes.util.find_library("OSMesa")
+    if name is not None:
+        try:
+            ctypes.CDLL(name, mode=os.RTLD_DEEPBIND | os.RTLD_LOCAL)
+        except OSError:  # PyOpenGL will report the missing library with its own message
+            pass
+
+
 def import_mujoco() -> Any:
     """Imports mujoco, first setting MUJOCO_GL (if unset) to `default_gl_backend()`."""
-    if "mujoco" not in sys.modules and not os.environ.get("MUJOCO_GL"):
-        os.environ["MUJOCO_GL"] = default_gl_backend()
+    if "mujoco" not in sys.modules:
+        if not os.environ.get("MUJOCO_GL"):
+            os.environ["MUJOCO_GL"] = default_gl_backend()
+        if os.environ["MUJOCO_GL"] == "osmesa":
+            _preload_osmesa()
     try:
         import mujoco
     except ImportError as err:
