@@ -92,6 +92,16 @@ def paint_config(config: ml_collections.ConfigDict) -> spec.PaintConfig:
     )
 
 
+def scenes_config(config: ml_collections.ConfigDict):
+    from thesis_jax.spiral.envs import mujoco_scenes
+
+    return mujoco_scenes.ScenesConfig(
+        image_size=config.canvas_size,
+        grid_size=config.grid_size,
+        episode_length=config.episode_length,
+    )
+
+
 def make_env_factory(config: ml_collections.ConfigDict):
     """A picklable zero-argument factory of one host environment."""
     if config.renderer == "libmypaint":
@@ -101,12 +111,7 @@ def make_env_factory(config: ml_collections.ConfigDict):
     if config.renderer == "mujoco":
         from thesis_jax.spiral.envs import mujoco_scenes
 
-        scenes = mujoco_scenes.ScenesConfig(
-            image_size=config.canvas_size,
-            grid_size=config.grid_size,
-            episode_length=config.episode_length,
-        )
-        return functools.partial(mujoco_scenes.MujocoScenes, scenes)
+        return functools.partial(mujoco_scenes.MujocoScenes, scenes_config(config))
     raise ValueError(f"{config.renderer!r} is not a host renderer")
 
 
@@ -114,13 +119,7 @@ def action_spec(config: ml_collections.ConfigDict) -> spec.ActionSpec:
     if config.renderer == "mujoco":
         from thesis_jax.spiral.envs import mujoco_scenes
 
-        return mujoco_scenes.scenes_action_spec(
-            mujoco_scenes.ScenesConfig(
-                image_size=config.canvas_size,
-                grid_size=config.grid_size,
-                episode_length=config.episode_length,
-            )
-        )
+        return mujoco_scenes.scenes_action_spec(scenes_config(config))
     return spec.paint_action_spec(paint_config(config))
 
 

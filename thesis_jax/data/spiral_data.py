@@ -357,8 +357,9 @@ def load_spiral_targets(
     """The SPIRAL target set `name` (one of `SPIRAL_TARGET_SETS`), at `size` x `size`.
 
     Args:
-      name: "mnist", "omniglot", "celeba" (tfds, read from `data_dir`) or "digits", "faces"
-        (embedded, offline; they have only the split "train").
+      name: "mnist", "omniglot", "celeba" (tfds, read from `data_dir`), "digits", "faces"
+        (embedded) or "omniglot_small" (zip archives in `data_dir`); the last three have only
+        the split "train".
       split: tfds split, or "train" for the embedded sets.
       data_dir: folder holding prepared tfds datasets (see `load_mnist_targets`).
       size: output height and width.
@@ -368,30 +369,27 @@ def load_spiral_targets(
       `SpiralTargets` as the set's own loader documents it.
 
     Raises:
-      ValueError: unknown `name`, or a split other than "train" for an embedded set.
+      ValueError: unknown `name`, or a split other than "train" for a single-split set.
       DatasetNotFoundError: a tfds set that is not prepared in the data directory.
     """
-    if name == "omniglot_small":
-        if split != "train":
-            raise ValueError(f"omniglot_small has only the split 'train', got {split!r}")
-        targets = load_omniglot_small(data_dir, size)
-        if not max_examples:
-            return targets
-        return SpiralTargets(targets.images[:max_examples], targets.labels[:max_examples])
     tfds_loaders = {
         "mnist": load_mnist_targets,
         "omniglot": load_omniglot_targets,
         "celeba": load_celeba_targets,
     }
-    embedded_loaders = {"digits": embedded_digits_targets, "faces": embedded_faces_targets}
+    single_split_loaders = {  # offline sets with only a "train" split
+        "digits": embedded_digits_targets,
+        "faces": embedded_faces_targets,
+        "omniglot_small": lambda size: load_omniglot_small(data_dir, size),
+    }
     if name in tfds_loaders:
         return tfds_loaders[name](split, data_dir, size, max_examples)
-    if name not in embedded_loaders:
+    if name not in single_split_loaders:
         raise ValueError(f"unknown SPIRAL target set {name!r}; valid names: {SPIRAL_TARGET_SETS}")
     if split != "train":
-        raise ValueError(f"the embedded set {name!r} has only the split 'train', got {split!r}")
+        raise ValueError(f"the set {name!r} has only the split 'train', got {split!r}")
     _check_max_examples(max_examples)
-    targets = embedded_loaders[name](size)
+    targets = single_split_loaders[name](size)
     if not max_examples:
         return targets
     return SpiralTargets(targets.images[:max_examples], targets.labels[:max_examples])
