@@ -1,15 +1,9 @@
 """`python -m experiments.dann` end to end on the offline preset, and the tour."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 
-import numpy as np
-from PIL import Image
-
-from tests.conftest import ROOT
+from tests.experiments.binaries import picture, run_module
 
 TINY = [
     "--config.num_steps=24",
@@ -23,20 +17,11 @@ TINY = [
 
 
 def _run(*args, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-    )
+    return run_module(*args, timeout=timeout)
 
 
 def _picture(path):
-    image = np.asarray(Image.open(path).convert("RGB"))
-    assert image.std() > 10, f"{path} is blank"
-    return image
+    return picture(path)
 
 
 def test_dann_binary_writes_the_report_and_resumes(tmp_path):

@@ -1,15 +1,11 @@
 """`python -m experiments.spiral` end to end on a tiny offline setting, with resume."""
 
 import json
-import os
-import subprocess
-import sys
 
-import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT
+from tests.experiments.binaries import picture, run_module
 
 TINY = [
     "--config.canvas_size=16",
@@ -31,20 +27,11 @@ TINY = [
 
 
 def _run(*args, timeout=900):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.spiral", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ),
-    )
+    return run_module("experiments.spiral", *args, timeout=timeout)
 
 
 def _picture(path):
-    image = np.asarray(Image.open(path).convert("RGB"))
-    assert image.std() > 5, f"{path} is blank"
-    return image
+    return picture(path, min_std=5)
 
 
 def _check_first_run(workdir):
