@@ -4,12 +4,22 @@ For DANN (thesis ch. 5, sec. 5.4.4): MNIST / SVHN through tensorflow-datasets, M
 Syn Numbers, Syn Signs and GTSRB; offline stand-ins from scikit-learn and scikit-image.
 For SPIRAL (ch. 6, sec. 6.4.1): MNIST, Omniglot and CelebA targets at 64x64, plus embedded digits
 and faces (`load_spiral_targets`).
+For DeepWarp (ch. 4, sec. 4.3.1): procedural gaze pairs with landmarks (`generate_eye_pairs`),
+local captures (`load_eye_folder`) and the eye crops of sec. 4.3.1.
 Importing this package does not import TensorFlow. Every loader raises `DatasetNotFoundError`
 (what is missing, where it looked, how to prepare it) when its data is not on disk.
 """
 
 from thesis_jax.data.embedded import bsds_photos, embedded_photos, sklearn_digits
 from thesis_jax.data.errors import DatasetNotFoundError
+from thesis_jax.data.eyes import (
+    EyePairs,
+    cut_eye_crop,
+    eye_crop_box,
+    generate_eye_pairs,
+    load_eye_folder,
+    render_eye,
+)
 from thesis_jax.data.mnistm import blend_mnistm, load_mnist_m
 from thesis_jax.data.spiral_data import (
     SPIRAL_TARGET_SETS,
@@ -25,18 +35,24 @@ from thesis_jax.data.traffic_signs import load_gtsrb, load_syn_signs
 __all__ = [
     "SPIRAL_TARGET_SETS",
     "DatasetNotFoundError",
+    "EyePairs",
     "SpiralTargets",
     "available_fonts",
     "blend_mnistm",
     "bsds_photos",
+    "cut_eye_crop",
     "embedded_digits_targets",
     "embedded_faces_targets",
     "embedded_photos",
+    "eye_crop_box",
+    "generate_eye_pairs",
     "generate_syn_numbers",
+    "load_eye_folder",
     "load_gtsrb",
     "load_mnist_m",
     "load_spiral_targets",
     "load_syn_signs",
     "load_tfds_arrays",
+    "render_eye",
     "sklearn_digits",
 ]
