@@ -72,6 +72,7 @@ $(VENV)-torch/bin/python:
 bench: system-packages $(VENV)/.installed-mujoco+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) benchmarks/dann_step.py --torch-python=$(VENV)-torch/bin/python
+	$(PY) benchmarks/deepwarp.py --torch-python=$(VENV)-torch/bin/python
 	$(PY) benchmarks/spiral_envs.py
 	$(PY) benchmarks/spiral_train.py
 

@@ -1,0 +1,347 @@
+"""Forward + backward time of DeepWarp's bilinear sampler (thesis eq. 4.3.2) against autodiff and
+PyTorch.
+
+What is measured: one call of the sampler S of eq. (4.3.1)-(4.3.2) (`thesis_jax.deepwarp`),
+forward and backward, float32, in three implementations: `bilinear_warp` (the `jax.custom_vjp`
+with hand-written gradients), plain autodiff of `bilinear_warp_reference` (the same function as
+gathers), and PyTorch's `grid_sample(mode='bilinear', padding_mode='border',
+align_corners=True)` with the pixel flow turned into a normalised grid
+(`benchmarks/deepwarp_torch.py`, run in its own interpreter, `--torch-python`, which prints one
+JSON line parsed here). A call returns the output and the gradient for the image and the flow
+(`image+flow`), or for the flow alone (`flow`: the DeepWarp case, where the warped image is the
+network's input and needs no gradient). Sizes: 128 x 41 x 51 x 3 (the thesis's batch and eye
+crop, sec. 4.3.1 and 4.4.2) and 32 x 128 x 128 x 3 by default (`--sizes`). Inputs: an image
+uniform in [0, 1], flows of a few pixels that push some samples past every border, with
+fractional parts 0.05-0.95 (so that PyTorch's round trip through normalised coordinates never
+moves a sample into another pixel cell), and a normal cotangent; the same arrays on both sides.
+
+How: JAX jits the call, places the inputs on the device once, runs it once (the compilation)
+and `--warmup` more times untimed, then `--repeats` runs of `--calls` calls, each timed with
+`time.perf_counter` up to `jax.block_until_ready`. PyTorch: CPU, and CUDA when available, the
+same warmup and repeats. Reported: the median ms per call and calls/s, the range over repeats,
+the spread ((max - min) / median), and per size and gradient set the speed-up of the custom VJP
+over autodiff and over each PyTorch device (time of the other / time of the custom VJP).
+
+Threads: XLA:CPU sizes its intra-op pool by $PJRT_NPROC or $NPROC when set, else by the CPUs
+this process may run on; PyTorch gets `torch.set_num_threads` of that count (`--torch-threads`
+overrides). Each row shows the 1-min load average as it started: other processes on the same
+CPUs make the numbers noisy. Before timing, one equivalence check on the first size: PyTorch's
+output and both gradients against `bilinear_warp`'s, as the largest absolute difference; a
+mismatch makes the script exit 1 after printing the numbers.
+
+    .venv/bin/python benchmarks/deepwarp.py --torch-python=.venv-torch/bin/python
+    .venv/bin/python benchmarks/deepwarp.py --sizes=64x128x128x3 --json-out=/tmp/warp.json
+
+Without a PyTorch interpreter, or with one that cannot import torch, the JAX numbers are printed
+with a line saying that the comparison was skipped and the exit status is 0. If the PyTorch side
+crashes, its error follows the JAX numbers and the exit status is 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
+
+DEFAULT_SIZES = "128x41x51x3,32x128x128x3"
+MODES = ("image+flow", "flow")
+IMPLEMENTATIONS = {"custom_vjp": bilinear_warp, "autodiff": bilinear_warp_reference}
+TORCH_HINT = "get it with `make .venv-torch/bin/python`"
+# Largest absolute differences allowed between PyTorch and JAX on the check size: float32 noise
+# of the same interpolation (values in [0, 1], gradients of a few units), a wrong clamp or
+# swapped axis moves them by O(0.1).
+CHECK_TOLERANCE = {"out": 1e-5, "image_grad": 1e-4, "flow_grad": 1e-3}
+
+
+def xla_cpu_threads() -> int:
+    """The size of XLA:CPU's intra-op thread pool, as `DefaultThreadPoolSize` computes it."""
+    for name in ("PJRT_NPROC", "NPROC"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def parse_size(text: str) -> tuple[int, int, int, int]:
+    """'128x41x51x3' -> (128, 41, 51, 3): batch, height, width, channels."""
+    size = tuple(int(part) for part in text.lower().split("x"))
+    if len(size) != 4 or min(size) < 1 or min(size[1:3]) < 2:
+        raise argparse.ArgumentTypeError(f"{text!r}: want BxHxWxC with H, W >= 2")
+    return size
+
+
+def size_name(size: tuple[int, ...]) -> str:
+    return "x".join(map(str, size))
+
+
+def make_inputs(size: tuple[int, int, int, int], seed: int = 0) -> dict[str, np.ndarray]:
+    """Image in [0, 1]; flows of a few pixels, fractional parts 0.05-0.95; normal cotangent."""
+    rng = np.random.default_rng(seed)
+    whole = np.round(rng.normal(scale=2.0, size=(*size[:3], 2)))
+    flow = whole + rng.uniform(0.05, 0.95, size=whole.shape)
+    return {
+        "image": rng.uniform(size=size).astype(np.float32),
+        "flow": flow.astype(np.float32),
+        "cotangent": rng.normal(size=size).astype(np.float32),
+    }
+
+
+def forward_backward(warp: Callable, mode: str) -> Callable:
+    """(image, flow, cotangent) -> (output, gradients of `mode`), jitted."""
+
+    def call(image, flow, cotangent):
+        if mode == "image+flow":
+            out, vjp = jax.vjp(warp, image, flow)
+        else:
+            out, vjp = jax.vjp(lambda f: warp(image, f), flow)
+        return (out, *vjp(cotangent))
+
+    return jax.jit(call)
+
+
+def time_jax(
+    name: str, size: tuple, mode: str, inputs: dict, *, calls: int, repeats: int, warmup: int
+) -> dict:
+    """Median ms per call of the jitted forward + backward of implementation `name`."""
+    device = jax.devices()[0]
+    call = forward_backward(IMPLEMENTATIONS[name], mode)
+    args = jax.device_put((inputs["image"], inputs["flow"], inputs["cotangent"]), device)
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    jax.block_until_ready(call(*args))
+    compile_s = time.perf_counter() - start
+    for _ in range(warmup):
+        jax.block_until_ready(call(*args))
+    times_ms = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            result = call(*args)
+        jax.block_until_ready(result)
+        times_ms.append(1e3 * (time.perf_counter() - start) / calls)
+    return {
+        "side": "jax",
+        "implementation": name,
+        "size": size_name(size),
+        "mode": mode,
+        "device": device.platform,
+        "device_name": device.device_kind,
+        "ms_per_call": statistics.median(times_ms),
+        "times_ms": times_ms,
+        "compile_s": compile_s,
+        "load_1min": load,
+    }
+
+
+def write_exchange(directory: pathlib.Path, all_inputs: list[dict]) -> None:
+    """Each size's inputs, and `bilinear_warp`'s output and gradients on the first, as raw f32."""
+    for index, inputs in enumerate(all_inputs):
+        for key, array in inputs.items():
+            array.astype("<f4").tofile(directory / f"size{index}_{key}.f32")
+    first = all_inputs[0]
+    out, image_grad, flow_grad = forward_backward(bilinear_warp, "image+flow")(
+        first["image"], first["flow"], first["cotangent"]
+    )
+    for key, array in (("out", out), ("image_grad", image_grad), ("flow_grad", flow_grad)):
+        np.asarray(array).astype("<f4").tofile(directory / f"size0_{key}.f32")
+
+
+def run_torch(
+    args: argparse.Namespace, threads: int, exchange: pathlib.Path, modes: list[str]
+) -> dict:
+    """Runs deepwarp_torch.py; returns its JSON, {"skipped": reason} or {"failed": stderr}."""
+    python = pathlib.Path(args.torch_python)
+    if not python.exists():
+        return {"skipped": f"no PyTorch interpreter at {python}"}
+    command = [
+        str(python),
+        str(pathlib.Path(__file__).with_name("deepwarp_torch.py")),
+        f"--exchange-dir={exchange}",
+        f"--sizes={args.sizes}",
+        f"--modes={','.join(modes)}",
+        f"--calls={args.calls}",
+        f"--repeats={args.repeats}",
+        f"--warmup={args.warmup}",
+        f"--threads={threads}",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
+    if result.returncode == 3 and lines:
+        return json.loads(lines[-1])
+    if result.returncode != 0 or not lines:
+        return {
+            "failed": f"{' '.join(command)} exited with {result.returncode}:\n"
+            f"{result.stderr[-3000:]}"
+        }
+    return json.loads(lines[-1])
+
+
+def describe(result: dict) -> str:
+    if result["side"] == "jax":
+        return f"jax {result['implementation']} ({result['device']})"
+    if result["device"] == "cpu":
+        return f"torch grid_sample (cpu, {result['threads']} threads)"
+    return f"torch grid_sample ({result['device_name']})"
+
+
+def speedups(results: list[dict]) -> list[dict]:
+    """Per size and mode: time of each other row / time of the custom VJP."""
+    ratios = []
+    for custom in results:
+        if custom["side"] != "jax" or custom["implementation"] != "custom_vjp":
+            continue
+        for other in results:
+            same = other["size"] == custom["size"] and other["mode"] == custom["mode"]
+            if same and other is not custom:
+                ratios.append(
+                    {
+                        "size": custom["size"],
+                        "mode": custom["mode"],
+                        "custom_vjp": describe(custom),
+                        "versus": describe(other),
+                        "speedup": other["ms_per_call"] / custom["ms_per_call"],
+                    }
+                )
+    return ratios
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        "DeepWarp bilinear sampler (eq. 4.3.2), forward + backward, float32; "
+        f"{report['calls']} calls x {report['repeats']} repeats after {report['warmup']} warmup",
+        f"JAX {report['jax_version']} on {report['jax_devices']}; XLA:CPU threads = "
+        f"{report['xla_cpu_threads']}; load: the 1-min load average as each row started "
+        "(above the thread count, other processes compete for the CPUs)",
+    ]
+    torch = report["torch"]
+    if report["compared"]:
+        lines.append(
+            f"PyTorch {torch['torch_version']} (Python {torch['python']}), "
+            f"torch.set_num_threads({torch['threads']}), CUDA available: "
+            f"{torch['cuda_available']}"
+        )
+        check = report["check"]
+        diffs = ", ".join(
+            f"{name} {check[f'max_abs_diff_{name}']:.1e} (of max {check[f'max_abs_{name}']:.2f})"
+            for name in CHECK_TOLERANCE
+        )
+        lines.append(
+            f"equivalence on {report['sizes'][0]}, same input (torch grid_sample vs "
+            f"bilinear_warp): max |diff| {diffs}: {'OK' if check['ok'] else 'MISMATCH'}"
+        )
+    header = (
+        f"{'size':<14} {'gradients':<10} {'implementation':<34} {'ms/call':>9} {'calls/s':>9} "
+        f"{'min-max ms':>15} {'spread':>7} {'compile':>8} {'load':>5}"
+    )
+    lines += ["", header, "-" * len(header)]
+    for result in report["results"]:
+        times = result["times_ms"]
+        compile_s = f"{result['compile_s']:.1f} s" if "compile_s" in result else ""
+        lines.append(
+            f"{result['size']:<14} {result['mode']:<10} {describe(result):<34} "
+            f"{result['ms_per_call']:>9.2f} {1e3 / result['ms_per_call']:>9.1f} "
+            f"{f'{min(times):.2f}-{max(times):.2f}':>15} {result['spread']:>6.1%} "
+            f"{compile_s:>8} {result['load_1min']:>5.1f}"
+        )
+    lines.append("")
+    if "skipped" in torch:
+        lines.append(f"PyTorch comparison skipped: {torch['skipped']}; {TORCH_HINT}")
+    if "failed" in torch:
+        lines.append(f"PyTorch side FAILED: {torch['failed']}")
+    for ratio in report["ratios"]:
+        lines.append(
+            f"speed-up {ratio['size']} {ratio['mode']}: custom_vjp is {ratio['speedup']:.2f}x "
+            f"as fast as {ratio['versus']}"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated BxHxWxC")
+    parser.add_argument("--modes", default=",".join(MODES), help=f"comma-separated of {MODES}")
+    parser.add_argument("--calls", type=int, default=20, help="timed calls per repeat")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls after compiling")
+    parser.add_argument("--torch-python", default=".venv-torch/bin/python")
+    parser.add_argument("--torch-threads", type=int, default=0, help="0: the JAX CPU count")
+    parser.add_argument("--json-out", type=pathlib.Path, default=None)
+    args = parser.parse_args()
+    try:
+        sizes = [parse_size(text) for text in args.sizes.split(",")]
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        parser.error(f"--sizes={args.sizes}: {error}")
+    modes = args.modes.split(",")
+    if set(modes) - set(MODES):
+        parser.error(f"--modes={args.modes}: each must be one of {MODES}")
+    if args.calls < 1 or args.repeats < 1 or args.warmup < 0:
+        parser.error("--calls and --repeats must be >= 1, --warmup >= 0")
+
+    cpu_threads = xla_cpu_threads()
+    devices = jax.devices()
+    all_inputs = [make_inputs(size, seed=index) for index, size in enumerate(sizes)]
+    report: dict[str, Any] = {
+        "sizes": [size_name(size) for size in sizes],
+        "modes": modes,
+        "calls": args.calls,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "jax_version": jax.__version__,
+        "jax_devices": f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})",
+        "xla_cpu_threads": cpu_threads,
+    }
+    timing = {"calls": args.calls, "repeats": args.repeats, "warmup": args.warmup}
+    results = [
+        time_jax(name, size, mode, inputs, **timing)
+        for size, inputs in zip(sizes, all_inputs, strict=True)
+        for mode in modes
+        for name in IMPLEMENTATIONS
+    ]
+
+    with tempfile.TemporaryDirectory(prefix="deepwarp_") as exchange:
+        write_exchange(pathlib.Path(exchange), all_inputs)
+        torch = run_torch(args, args.torch_threads or cpu_threads, pathlib.Path(exchange), modes)
+    report["torch"] = {key: value for key, value in torch.items() if key != "results"}
+    report["compared"] = "skipped" not in torch and "failed" not in torch
+    if report["compared"]:
+        check = torch["check"]
+        check["ok"] = all(
+            check[f"max_abs_diff_{name}"] <= tolerance
+            for name, tolerance in CHECK_TOLERANCE.items()
+        )
+        report["check"] = check
+        order = [(size_name(size), mode) for size in sizes for mode in modes]
+        results = sorted(
+            results + torch["results"], key=lambda r: order.index((r["size"], r["mode"]))
+        )
+    for result in results:
+        times = result["times_ms"]
+        result["spread"] = (max(times) - min(times)) / result["ms_per_call"]
+    report["results"] = results
+    report["ratios"] = speedups(results)
+    print(format_report(report))
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+    if "failed" in torch:
+        return 1
+    if report["compared"] and not report["check"]["ok"]:
+        print("PyTorch's grid_sample does not compute what bilinear_warp does", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
