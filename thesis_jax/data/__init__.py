@@ -6,6 +6,8 @@ For SPIRAL (ch. 6, sec. 6.4.1): MNIST, Omniglot and CelebA targets at 64x64, plu
 and faces (`load_spiral_targets`).
 For DeepWarp (ch. 4, sec. 4.3.1): procedural gaze pairs with landmarks (`generate_eye_pairs`),
 local captures (`load_eye_folder`) and the eye crops of sec. 4.3.1.
+For N4-Fields (ch. 3): `load_shapes`, textured regions with exact boundaries and several noisy
+annotators per image (the offline stand-in for BSDS500).
 Importing this package does not import TensorFlow. Every loader raises `DatasetNotFoundError`
 (what is missing, where it looked, how to prepare it) when its data is not on disk.
 """
@@ -21,6 +23,13 @@ from thesis_jax.data.eyes import (
     render_eye,
 )
 from thesis_jax.data.mnistm import blend_mnistm, load_mnist_m
+from thesis_jax.data.shapes import (
+    SHAPES_SPLITS,
+    ShapesDataset,
+    generate_shapes_dataset,
+    load_shapes,
+    segmentation_boundaries,
+)
 from thesis_jax.data.spiral_data import (
     SPIRAL_TARGET_SETS,
     SpiralTargets,
@@ -33,9 +42,11 @@ from thesis_jax.data.tfds_loader import load_tfds_arrays
 from thesis_jax.data.traffic_signs import load_gtsrb, load_syn_signs
 
 __all__ = [
+    "SHAPES_SPLITS",
     "SPIRAL_TARGET_SETS",
     "DatasetNotFoundError",
     "EyePairs",
+    "ShapesDataset",
     "SpiralTargets",
     "available_fonts",
     "blend_mnistm",
@@ -46,13 +57,16 @@ __all__ = [
     "embedded_photos",
     "eye_crop_box",
     "generate_eye_pairs",
+    "generate_shapes_dataset",
     "generate_syn_numbers",
     "load_eye_folder",
     "load_gtsrb",
     "load_mnist_m",
+    "load_shapes",
     "load_spiral_targets",
     "load_syn_signs",
     "load_tfds_arrays",
     "render_eye",
+    "segmentation_boundaries",
     "sklearn_digits",
 ]
