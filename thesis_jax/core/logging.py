@@ -27,7 +27,11 @@ def is_main_process() -> bool:
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str) -> str:
-    """Writes `data` to `path` through a temporary file in the same directory and a rename."""
+    """Writes `data` to `path` through a temporary file in the same directory and a rename.
+
+    The file gets the permissions a plain `open(path, "w")` would give (0666 minus the umask),
+    not mkstemp's owner-only 0600.
+    """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -36,6 +40,9 @@ def write_atomic(path: str | os.PathLike, data: bytes | str) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
