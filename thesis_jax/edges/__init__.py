@@ -1,0 +1,56 @@
+"""Edge-detection evaluation shared by N4-Fields (thesis ch. 3, sec. 3.4).
+
+- `bsds`: the BSDS500 boundary benchmark (ODS / OIS / AP) re-derived from the BSR reference code
+  (Arbeláez et al., 2011), exact to the benchmark's self-test; BSDS500 readers.
+- `nms`: edge thinning by the non-maximum suppression of Dollár & Zitnick (2013).
+- `drive`: DRIVE vessel segmentation readers and pixel-level PR / ROC evaluation (fig. 3.10).
+- `plots`: PR curves with iso-F contours and scores against the tolerance (fig. 3.5).
+
+Importing this package imports neither JAX nor matplotlib.
+"""
+
+from thesis_jax.edges.bsds import (
+    average_precision,
+    benchmark_thresholds,
+    best_f_interpolated,
+    bsds_data_dir,
+    collect_boundary_scores,
+    correspond_pixels,
+    evaluate_boundary_image,
+    evaluate_bsds,
+    f_measure,
+    load_boundary_png,
+    load_bsds500,
+    load_bsds_ground_truth,
+    load_bsds_segmentations,
+    save_bsds_results,
+    thin_boundaries,
+)
+from thesis_jax.edges.drive import evaluate_vessels, load_drive
+from thesis_jax.edges.nms import convolve_triangle, edge_nms, edge_orientation
+from thesis_jax.edges.plots import plot_pr_curves, plot_tolerance_scores
+
+__all__ = [
+    "average_precision",
+    "benchmark_thresholds",
+    "best_f_interpolated",
+    "bsds_data_dir",
+    "collect_boundary_scores",
+    "convolve_triangle",
+    "correspond_pixels",
+    "edge_nms",
+    "edge_orientation",
+    "evaluate_boundary_image",
+    "evaluate_bsds",
+    "evaluate_vessels",
+    "f_measure",
+    "load_boundary_png",
+    "load_bsds500",
+    "load_bsds_ground_truth",
+    "load_bsds_segmentations",
+    "load_drive",
+    "plot_pr_curves",
+    "plot_tolerance_scores",
+    "save_bsds_results",
+    "thin_boundaries",
+]

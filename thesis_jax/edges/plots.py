@@ -1,0 +1,125 @@
+"""Figures of the edge benchmarks: precision/recall curves and scores against the tolerance.
+
+`plot_pr_curves` draws the recall/precision plane with iso-F contours, one curve per method and
+its best-F point (the ODS point of the BSDS benchmark), as in the BSDS500 papers and thesis
+fig. 3.10 (DRIVE). `plot_tolerance_scores` draws ODS (dashed) and OIS (solid) against the
+matching tolerance, as thesis fig. 3.5. Both write a PNG with matplotlib's Agg backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _curve(result: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+    """(recall, precision, best point) of an `evaluate_bsds` or `evaluate_vessels` result."""
+    if "curve" in result:
+        curve = result["curve"]
+        best = (result["ods_recall"], result["ods_precision"], result["ods"])
+        return np.asarray(curve["recall"]), np.asarray(curve["precision"]), best
+    recall, precision = np.asarray(result["recall"]), np.asarray(result["precision"])
+    best = None
+    if "best_f1" in result:
+        best = (result["best_recall"], result["best_precision"], result["best_f1"])
+    return recall, precision, best
+
+
+def plot_pr_curves(
+    results: Mapping[str, Mapping[str, Any]],
+    path: str | os.PathLike,
+    title: str | None = None,
+    iso_f: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+) -> str:
+    """Saves the precision/recall curves of several methods with iso-F contours as a PNG.
+
+    Args:
+      results: method name -> an `evaluate_bsds` result (its `curve` and ODS point) or an
+        `evaluate_vessels` result (`recall`, `precision` and the best-F1 point).
+      path: the PNG to write.
+      title: optional figure title.
+      iso_f: the F values of the contour lines.
+
+    Returns:
+      The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    grid = np.linspace(0.01, 1.0, 200)
+    recall_grid, precision_grid = np.meshgrid(grid, grid)
+    f_grid = 2 * recall_grid * precision_grid / (recall_grid + precision_grid)
+    contours = axes.contour(
+        recall_grid, precision_grid, f_grid, levels=list(iso_f), colors="0.8", linewidths=0.8
+    )
+    axes.clabel(contours, fmt="F=%.1f", fontsize=7)
+    for name, result in results.items():
+        recall, precision, best = _curve(result)
+        keep = (recall > 0) | (precision > 0)
+        label = name if best is None else f"[F={best[2]:.3f}] {name}"
+        (line,) = axes.plot(recall[keep], precision[keep], linewidth=1.8, label=label)
+        if best is not None:
+            axes.plot(best[0], best[1], "o", color=line.get_color(), markersize=6)
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.set_xlabel("Recall")
+    axes.set_ylabel("Precision")
+    axes.set_aspect("equal")
+    axes.grid(True, color="0.92")
+    if title:
+        axes.set_title(title)
+    axes.legend(loc="lower left", fontsize=8)
+    figure.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def plot_tolerance_scores(
+    scores: Mapping[str, Mapping[float, Mapping[str, float]]],
+    path: str | os.PathLike,
+    title: str | None = None,
+) -> str:
+    """Saves ODS (dashed) and OIS (solid) against the matching tolerance (fig. 3.5) as a PNG.
+
+    Args:
+      scores: method name -> {max_dist: an `evaluate_bsds` result (or any dict with `ods`,
+        `ois`)}.
+      path: the PNG to write.
+      title: optional figure title.
+
+    Returns:
+      The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    for name, by_tolerance in scores.items():
+        tolerances = sorted(by_tolerance)
+        ods = [by_tolerance[t]["ods"] for t in tolerances]
+        ois = [by_tolerance[t]["ois"] for t in tolerances]
+        (line,) = axes.plot(tolerances, ois, "-o", markersize=3, label=f"{name} (OIS)")
+        axes.plot(tolerances, ods, "--o", markersize=3, color=line.get_color(), label="_ods")
+    axes.set_xlabel("matching tolerance (fraction of the image diagonal)")
+    axes.set_ylabel("F-measure (OIS solid, ODS dashed)")
+    axes.grid(True, color="0.92")
+    if title:
+        axes.set_title(title)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path = os.fspath(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path)
+    plt.close(figure)
+    return path
