@@ -232,9 +232,9 @@ def write_report(exp: Experiment, states: dict[str, core.TrainState], workdir: s
     vertical = test.angles[:, 0]
     if np.ptp(vertical) > 0:
         edges = np.linspace(-config.max_angle, config.max_angle, config.num_bins + 1)
-        by_angle = {
-            VARIANT_NAMES[name]: deepwarp.error_by_angle(e["mse"], vertical, edges)[:2]
-            for name, e in errors.items()
+        by_angle = {  # the identity last, so each variant keeps its colour of fig. 4.6
+            VARIANT_NAMES[name]: deepwarp.error_by_angle(errors[name]["mse"], vertical, edges)[:2]
+            for name in (*outputs, "identity")
         }
         deepwarp.plot_error_by_angle(
             by_angle,

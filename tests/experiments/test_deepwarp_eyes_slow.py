@@ -17,7 +17,7 @@ def test_coarse_to_fine_warping_with_lcm_beats_identity_and_single_scale(tmp_pat
     config = core.get_config(
         "eyes",
         PRESETS,
-        {"num_steps": 1000, "variants": ("ss", "cfw", "cfw_lcm"), "eval_every": 0},
+        {"num_steps": 1500, "variants": ("ss", "cfw", "cfw_lcm"), "eval_every": 0},
     )
     results = deepwarp_binary.train_and_evaluate(config, str(tmp_path))
     print(json.dumps(results, indent=2))

@@ -58,13 +58,16 @@ class _StopRequests:
 
     def __init__(self) -> None:
         self.requested = False
+        self.consumed = False  # set by the loop when it stopped because of the request
         self.signal_name = ""
+        self._signum = 0
         self._previous: dict[int, Any] = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.requested = True
+        self._signum = signum
         self.signal_name = signal.Signals(signum).name
 
     def __enter__(self) -> _StopRequests:
@@ -76,6 +79,10 @@ class _StopRequests:
     def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+        if self.requested and not self.consumed and exc[0] is None:
+            # Arrived when no step was left to stop (a finished run being resumed, its last
+            # checkpoint being written): pass it on, so the caller stops too.
+            signal.raise_signal(self._signum)
 
     def agreed(self) -> bool:
         """Whether any process was asked to stop (all processes must stop together)."""
@@ -185,6 +192,7 @@ def train(
                 )
                 if out_of_budget or (step % stop_every == 0 and stop.agreed()):
                     interrupted = step < num_steps
+                    stop.consumed = interrupted
                     break
             checkpointer.save(step, state)
         if interrupted:
