@@ -3,6 +3,8 @@
 import json
 import re
 
+import pytest
+
 from tests.experiments.binaries import picture, run_module
 
 TINY = [
@@ -58,7 +60,7 @@ def test_dann_binary_writes_the_report_and_resumes(tmp_path):
 
 
 def test_tour_writes_an_index_with_pictures_and_thesis_numbers(tmp_path):
-    result = _run("experiments.tour", f"--workdir={tmp_path}", "--budget=0.01")
+    result = _run("experiments.tour", f"--workdir={tmp_path}", "--budget=0.01", "--methods=dann")
     assert result.returncode == 0, result.stderr[-3000:]
     page = (tmp_path / "index.html").read_text()
     assert "DANN" in page and "0.767" in page  # the thesis's MNIST -> MNIST-M DANN accuracy
@@ -67,3 +69,19 @@ def test_tour_writes_an_index_with_pictures_and_thesis_numbers(tmp_path):
     for rel in images:
         _picture(tmp_path / rel)
     assert re.search(r"<td>DANN</td><td>0\.\d{3}</td><td>0\.767</td>", page)
+
+
+@pytest.mark.slow
+def test_the_whole_tour_has_a_section_with_pictures_for_every_method(tmp_path):
+    result = _run("experiments.tour", f"--workdir={tmp_path}", "--budget=0.01")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (tmp_path / "index.html").read_text()
+    for title in ("DANN", "DeepWarp", "SPIRAL"):
+        assert f"<h2>{title}" in page
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert len(images) == 2 + 3 + 3
+    for rel in images:
+        if rel.endswith(".png"):
+            _picture(tmp_path / rel)
+        else:
+            assert (tmp_path / rel).stat().st_size > 1000
