@@ -1,0 +1,77 @@
+"""Training (sec. 3.3.2-3.3.3): targets per head, SGD momentum updates, annealing."""
+
+import jax
+import ml_collections
+import numpy as np
+import pytest
+
+from tests.n4fields import tiny
+from tests.n4fields.tiny import prng_key
+from thesis_jax import n4fields
+
+
+def _config(**extra):
+    config = ml_collections.ConfigDict(
+        {
+            "model": {"conv_features": (8, 16, 16), "fc_features": (256, 256), "init_std": 0.1},
+            "head": "code",
+            "channel_mean": tiny.CHANNEL_MEAN[:3],
+            "learning_rate": 0.01,
+            "momentum": 0.9,
+            "max_norm": 1.0,
+        }
+    )
+    config.update(extra)
+    return config
+
+
+def test_channel_mean_is_over_all_pixels():
+    images = [np.full((2, 2, 3), 1.0), np.zeros((2, 6, 3))]
+    np.testing.assert_allclose(n4fields.channel_mean(images), [0.25, 0.25, 0.25])
+
+
+def test_make_batch_targets(shapes_data):
+    samples = n4fields.sample_patches(shapes_data.images, shapes_data.annotations, 0, 32)
+    pca = n4fields.fit_pca(samples["annotation"], 16)
+    code = n4fields.make_batch(samples, head="code", pca=pca)
+    np.testing.assert_allclose(code["target"], pca.encode(samples["annotation"]), rtol=1e-6)
+    central = n4fields.make_batch(samples, head="central")
+    np.testing.assert_array_equal(central["target"][:, 0], samples["annotation"][:, 8, 8])
+    patch = n4fields.make_batch(samples, head="patch")
+    assert patch["target"].shape == (32, 256)
+    assert code["image"].shape == (32, 34, 34, 3)
+
+
+# CNN-central's loss is CNN-patch's with one logit instead of 256
+@pytest.mark.parametrize("head, learning_rate, steps", [("code", 0.03, 100), ("patch", 0.01, 25)])
+def test_updates_lower_the_loss(shapes_data, head, learning_rate, steps):
+    images, annotations = shapes_data.images, shapes_data.annotations
+    samples = n4fields.sample_patches(images, annotations, 0, 64, rotation="none", flip=False)
+    pca = n4fields.fit_pca(samples["annotation"], 16) if head == "code" else None
+    batch = n4fields.make_batch(samples, head=head, pca=pca)
+    config = _config(head=head, learning_rate=learning_rate)
+    state = n4fields.init(prng_key(0), config)
+    assert state.hparams.arch == tiny.tiny_arch(head)
+    assert float(state.opt_state.hyperparams["learning_rate"]) == pytest.approx(
+        config.learning_rate
+    )
+
+    def objective(params):  # without dropout
+        outputs = n4fields.predict(params, batch["image"], apply_fn=state.apply_fn)
+        if head == "code":
+            return float(np.mean(np.sum((outputs - batch["target"]) ** 2, -1)))
+        p = 1 / (1 + np.exp(-np.asarray(outputs, np.float64)))
+        t = batch["target"]
+        return float(-np.mean(np.sum(t * np.log(p) + (1 - t) * np.log(1 - p), -1)))
+
+    before = objective(state.params)
+    update = jax.jit(n4fields.update)
+    for _ in range(steps):
+        state, metrics = update(state, batch)
+    assert np.isfinite(float(metrics["loss"]))
+    assert objective(state.params) < 0.7 * before
+    norms = np.linalg.norm(np.asarray(state.params["conv1"]["kernel"]).reshape(-1, 8), axis=0)
+    assert np.all(norms <= 1.0 + 1e-5)  # the max-norm projection after every step
+    annealed = n4fields.anneal_learning_rate(state, 0.1)
+    _, metrics = update(annealed, batch)
+    assert float(metrics["learning_rate"]) == pytest.approx(0.1 * learning_rate)

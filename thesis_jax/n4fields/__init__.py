@@ -1,0 +1,118 @@
+"""N4-Fields: neural network nearest neighbour fields for image transforms (thesis ch. 3).
+
+A patch CNN maps each 34 x 34 patch to a 16-d neural code; the code's nearest neighbour in a
+dictionary of training codes gives a 16 x 16 annotation patch, and the overlapping transferred
+patches are averaged (eq. 3.3.1-3.3.2). Pure functions over pytrees and numpy arrays:
+
+    from thesis_jax import n4fields
+    data = load_shapes("train")
+    mean = n4fields.channel_mean(data.images)
+    samples = n4fields.sample_patches(data.images, data.annotations, seed, 20_000, rotation="none",
+                                      flip=False)
+    pca = n4fields.fit_pca(samples["annotation"], 16)                 # sec. 3.3.2, step 1
+    state = n4fields.init(rng, config, channel_mean=mean)              # TrainState, SGD momentum
+    for step in ...:                                                   # step 2
+        samples = n4fields.sample_patches(data.images, data.annotations, step, 128)
+        batch = n4fields.make_batch(samples, head="code", pca=pca)
+        state, metrics = update(state, batch)       # update = jax.jit(n4fields.update)
+    dictionary = n4fields.build_dictionary(state.params, dictionary_samples,
+                                           apply_fn=state.apply_fn)    # step 3, T patches
+    edges = n4fields.predict_edges(state.params, image, dictionary, arch=state.hparams.arch,
+                                   scales=(0.5, 1.0, 2.0))            # (H, W) in [0, 1]
+
+The alternative encoding (eq. 3.4.1): `fit_pca(pairwise_codes(samples["segmentation"]), 16)` and
+`make_batch(..., encoding="pairwise")`. The baselines of sec. 3.4: `init(..., head="central")`
+or `head="patch"` with `predict_central` / `predict_patch`, and SIFT + NNB
+(`build_sift_dictionary`, `predict_edges_sift`).
+"""
+
+from thesis_jax.n4fields.descriptor_baseline import (
+    DESCRIPTOR_DIM,
+    build_sift_dictionary,
+    dense_sift,
+    predict_edges_sift,
+    sift_descriptors,
+)
+from thesis_jax.n4fields.dictionary import (
+    METHODS,
+    Dictionary,
+    build_dictionary,
+    compute_codes,
+    exact_nearest_neighbors,
+    nearest_neighbors,
+    recall_at_1,
+)
+from thesis_jax.n4fields.inference import (
+    dense_outputs,
+    multiscale,
+    paste_average,
+    predict_central,
+    predict_edges,
+    predict_patch,
+    transfer_annotations,
+)
+from thesis_jax.n4fields.model import HEADS, Architecture, N4Net, max_norm_projection
+from thesis_jax.n4fields.targets import (
+    ANNOTATION_SIZE,
+    CODE_DIM,
+    PCA,
+    annotation_patches,
+    fit_pca,
+    pair_indices,
+    pairwise_codes,
+)
+from thesis_jax.n4fields.train import (
+    Hparams,
+    anneal_learning_rate,
+    channel_mean,
+    init,
+    loss,
+    make_architecture,
+    make_batch,
+    predict,
+    sample_patches,
+    update,
+)
+
+__all__ = [
+    "ANNOTATION_SIZE",
+    "CODE_DIM",
+    "DESCRIPTOR_DIM",
+    "HEADS",
+    "METHODS",
+    "PCA",
+    "Architecture",
+    "Dictionary",
+    "Hparams",
+    "N4Net",
+    "anneal_learning_rate",
+    "annotation_patches",
+    "build_dictionary",
+    "build_sift_dictionary",
+    "channel_mean",
+    "compute_codes",
+    "dense_outputs",
+    "dense_sift",
+    "exact_nearest_neighbors",
+    "fit_pca",
+    "init",
+    "loss",
+    "make_architecture",
+    "make_batch",
+    "max_norm_projection",
+    "multiscale",
+    "nearest_neighbors",
+    "pair_indices",
+    "pairwise_codes",
+    "paste_average",
+    "predict",
+    "predict_central",
+    "predict_edges",
+    "predict_edges_sift",
+    "predict_patch",
+    "recall_at_1",
+    "sample_patches",
+    "sift_descriptors",
+    "transfer_annotations",
+    "update",
+]
