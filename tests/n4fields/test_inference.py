@@ -41,11 +41,15 @@ def test_dense_codes_equal_per_patch_codes(tiny_arch, code_params, image):
     np.testing.assert_allclose(np.asarray(blocked), dense, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride", [2, 8, 16])
-def test_strided_dense_codes_are_the_dense_codes_on_the_grid(tiny_arch, code_params, image, stride):
+@pytest.mark.parametrize("stride, block_rows", [(2, None), (8, 2), (16, None)])
+def test_strided_dense_codes_are_the_dense_codes_on_the_grid(
+    tiny_arch, code_params, image, stride, block_rows
+):
     # stride 8 and 16 (multiples of the total pooling stride) run the plain strided network
     dense = np.asarray(n4fields.dense_outputs(code_params, image, arch=tiny_arch))
-    strided = n4fields.dense_outputs(code_params, image, arch=tiny_arch, stride=stride)
+    strided = n4fields.dense_outputs(
+        code_params, image, arch=tiny_arch, stride=stride, block_rows=block_rows
+    )
     assert strided.shape == (-(-21 // stride), -(-26 // stride), 16)
     np.testing.assert_allclose(np.asarray(strided), dense[::stride, ::stride], rtol=1e-4, atol=1e-5)
 
