@@ -39,6 +39,18 @@ def test_make_batch_targets(shapes_data):
     np.testing.assert_array_equal(central["target"][:, 0], samples["annotation"][:, 8, 8])
     patch = n4fields.make_batch(samples, head="patch")
     assert patch["target"].shape == (32, 256)
+    # the alternative encoding: PCA of the pairwise bits of one annotator's segmentation
+    samples = n4fields.sample_patches(
+        shapes_data.images,
+        shapes_data.annotations,
+        1,
+        32,
+        segmentations=list(shapes_data.annotator_segmentations),
+    )
+    bits = n4fields.pairwise_codes(samples["segmentation"], pairs=256)
+    pairwise_pca = n4fields.fit_pca(bits, 16)
+    pairwise = n4fields.make_batch(samples, pca=pairwise_pca, encoding="pairwise", pairs=256)
+    np.testing.assert_allclose(pairwise["target"], pairwise_pca.encode(bits.astype(np.float32)))
     assert code["image"].shape == (32, 34, 34, 3)
 
 

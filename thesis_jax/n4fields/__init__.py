@@ -5,20 +5,26 @@ dictionary of training codes gives a 16 x 16 annotation patch, and the overlappi
 patches are averaged (eq. 3.3.1-3.3.2). Pure functions over pytrees and numpy arrays:
 
     from thesis_jax import n4fields
+    from thesis_jax.data import load_shapes
+
     data = load_shapes("train")
-    mean = n4fields.channel_mean(data.images)
-    samples = n4fields.sample_patches(data.images, data.annotations, seed, 20_000, rotation="none",
-                                      flip=False)
-    pca = n4fields.fit_pca(samples["annotation"], 16)                 # sec. 3.3.2, step 1
-    state = n4fields.init(rng, config, channel_mean=mean)              # TrainState, SGD momentum
-    for step in ...:                                                   # step 2
+    fixed = {"rotation": "none", "flip": False}
+    pca_samples = n4fields.sample_patches(data.images, data.annotations, 0, 20_000, **fixed)
+    pca = n4fields.fit_pca(pca_samples["annotation"], 16)          # sec. 3.3.2, step 1
+    state = n4fields.init(rng, config, channel_mean=n4fields.channel_mean(data.images))
+    update = jax.jit(n4fields.update)                                # SGD, momentum 0.9
+    for step in range(num_steps):                                    # step 2
         samples = n4fields.sample_patches(data.images, data.annotations, step, 128)
-        batch = n4fields.make_batch(samples, head="code", pca=pca)
-        state, metrics = update(state, batch)       # update = jax.jit(n4fields.update)
-    dictionary = n4fields.build_dictionary(state.params, dictionary_samples,
-                                           apply_fn=state.apply_fn)    # step 3, T patches
+        state, metrics = update(state, n4fields.make_batch(samples, pca=pca))
+    dict_samples = n4fields.sample_patches(data.images, data.annotations, 1, 100_000, **fixed)
+    dictionary = n4fields.build_dictionary(state.params, dict_samples,
+                                           apply_fn=state.apply_fn)  # step 3, T patches
     edges = n4fields.predict_edges(state.params, image, dictionary, arch=state.hparams.arch,
-                                   scales=(0.5, 1.0, 2.0))            # (H, W) in [0, 1]
+                                   scales=(0.5, 1.0, 2.0))          # (H, W) in [0, 1]
+
+Approximate search on CPU: `dictionary = dictionary.with_index()` (pynndescent, the `nn` extra)
+and `predict_edges(..., method="pynndescent")`; the default "exact" is a blocked brute force
+under jax.jit, meant for an accelerator.
 
 The alternative encoding (eq. 3.4.1): `fit_pca(pairwise_codes(samples["segmentation"]), 16)` and
 `make_batch(..., encoding="pairwise")`. The baselines of sec. 3.4: `init(..., head="central")`

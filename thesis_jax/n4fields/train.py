@@ -5,7 +5,8 @@ squared l2 distance ||CNN(P; Theta) - PCA(A(P))||^2 averaged over the batch; wit
 encoding the target is B(P) of eq. 3.4.1 instead. The baselines of sec. 3.4 share the trunk and
 replace the last layer: CNN-central predicts the probability that the centre pixel is a
 boundary, CNN-patch the 256 pixels of the 16 x 16 annotation patch; both with sigmoid
-cross-entropy against the (annotator-averaged) annotation.
+cross-entropy against the (annotator-averaged) annotation, summed over the outputs (every loss
+is a sum over output dimensions and a mean over the batch, as cuda-convnet's costs).
 
 Optimisation (sec. 3.3.3): mini-batches of 128 patches of 34 x 34, SGD with momentum 0.9, the
 learning rate starting at 0.1 (1e-3 for the alternative encoding) and annealed "when the
