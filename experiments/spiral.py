@@ -347,10 +347,7 @@ def plot_l2_curves(runs: dict[str, str], path: str) -> str:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return core.save_figure(figure, path)
 
 
 def compare_rewards(

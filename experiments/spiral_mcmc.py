@@ -290,10 +290,7 @@ def plot_curves(current: np.ndarray, path: str, title: str) -> None:
     axes.grid(True, which="both", alpha=0.25)
     axes.legend(loc="upper right", fontsize=8)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    plt.close(figure)
-    core.write_atomic(path, buffer.getvalue())
+    core.save_figure(figure, path)
 
 
 def reconstructions_grid(targets: np.ndarray, outputs: np.ndarray, per_row: int = 8) -> np.ndarray:

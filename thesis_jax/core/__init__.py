@@ -6,7 +6,14 @@ Nothing here knows about a particular method.
 from thesis_jax.core import checkpoint, config, logging, loop, parallel
 from thesis_jax.core.checkpoint import Checkpointer
 from thesis_jax.core.config import ConfigError, get_config
-from thesis_jax.core.logging import MetricWriter, image_grid, save_gif, save_png, write_atomic
+from thesis_jax.core.logging import (
+    MetricWriter,
+    image_grid,
+    save_figure,
+    save_gif,
+    save_png,
+    write_atomic,
+)
 from thesis_jax.core.loop import LoopResult, Periodic, train
 from thesis_jax.core.train_state import TrainState
 
@@ -24,6 +31,7 @@ __all__ = [
     "logging",
     "loop",
     "parallel",
+    "save_figure",
     "save_gif",
     "save_png",
     "train",

@@ -96,6 +96,23 @@ def save_png(path: str | os.PathLike, image: np.ndarray, scale: int = 1) -> str:
     return write_atomic(path, buffer.getvalue())
 
 
+def save_figure(figure: Any, path: str | os.PathLike, dpi: float | None = None) -> str:
+    """Saves a matplotlib figure atomically (format from the suffix, PNG by default).
+
+    A figure made through pyplot is closed afterwards; a bare `Figure` needs no closing.
+    """
+    import io
+    import sys
+
+    suffix = os.path.splitext(os.fspath(path))[1][1:] or "png"
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=suffix, dpi=dpi)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
+    return write_atomic(path, buffer.getvalue())
+
+
 def save_gif(
     path: str | os.PathLike,
     frames: Sequence[np.ndarray],

@@ -9,8 +9,6 @@ source (label 0) from target (label 1) features (Ben-David et al. 2006; Blitzer 
 (e.g. "no adaptation" next to "DANN").
 """
 
-import os
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -18,8 +16,9 @@ import numpy as np
 from sklearn.preprocessing import StandardScaler
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+    pass
 
+from thesis_jax.core.logging import save_figure
 from thesis_jax.dann.baselines import _feature_matrix, _feature_pair, fit_linear_svm
 
 PAD_C_VALUES = tuple(float(c) for c in np.logspace(-5, 4, 10))
@@ -124,22 +123,6 @@ def _subsample(features: np.ndarray, max_points: int, rng: np.random.Generator) 
     return features[np.sort(rng.choice(features.shape[0], size=max_points, replace=False))]
 
 
-def _write_atomically(figure: "Figure", path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    suffix = os.path.splitext(path)[1] or ".png"
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp_", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            figure.savefig(stream, format=suffix[1:], dpi=PLOT_DPI)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-
-
 def plot_tsne(
     panels: Sequence[tuple[str, np.ndarray, np.ndarray]],
     path: str,
@@ -202,5 +185,4 @@ def plot_tsne(
         axis.set_yticks([])
         axis.legend(loc="upper right", markerscale=3, fontsize="small")
     figure.tight_layout()
-    _write_atomically(figure, path)
-    return path
+    return save_figure(figure, path, dpi=PLOT_DPI)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -76,10 +75,7 @@ def plot_sorted_errors(curves: Mapping[str, np.ndarray], path: str) -> str:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return core_logging.save_figure(figure, path)
 
 
 def plot_error_by_angle(
@@ -95,10 +91,7 @@ def plot_error_by_angle(
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return core_logging.save_figure(figure, path)
 
 
 def save_triplets(

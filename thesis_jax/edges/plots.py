@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from thesis_jax.core.logging import save_figure
+
 
 def _curve(result: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """(recall, precision, best point) of an `evaluate_bsds` or `evaluate_vessels` result."""
@@ -76,11 +78,7 @@ def plot_pr_curves(
         axes.set_title(title)
     axes.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def plot_tolerance_scores(
@@ -118,8 +116,4 @@ def plot_tolerance_scores(
         axes.set_title(title)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
