@@ -75,6 +75,7 @@ bench: system-packages $(VENV)/.installed-mujoco+dev
 	$(PY) benchmarks/deepwarp.py --torch-python=$(VENV)-torch/bin/python
 	$(PY) benchmarks/spiral_envs.py
 	$(PY) benchmarks/spiral_train.py
+	$(PY) benchmarks/n4fields.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -87,3 +87,23 @@ def test_updates_lower_the_loss(shapes_data, head, learning_rate, steps):
     annealed = n4fields.anneal_learning_rate(state, 0.1)
     _, metrics = update(annealed, batch)
     assert float(metrics["learning_rate"]) == pytest.approx(0.1 * learning_rate)
+
+
+def test_anneal_at_divides_the_rate_at_fixed_fractions_of_the_run():
+    import ml_collections
+
+    config = ml_collections.ConfigDict(
+        {"learning_rate": 0.1, "num_steps": 100, "anneal_at": (0.5, 0.8), "anneal_factor": 0.1}
+    )
+    tx = n4fields.train.make_optimizer(config)
+    params = {"w": np.zeros(3, np.float32)}
+    state = tx.init(params)
+    rates = []
+    for _ in range(100):  # the hyperparameters a state holds are those its update used
+        _, state = tx.update({"w": np.ones(3, np.float32)}, state, params)
+        rates.append(float(state.hyperparams["learning_rate"]))
+    assert rates[0] == pytest.approx(0.1) and rates[49] == pytest.approx(0.1)
+    assert rates[50] == pytest.approx(0.01) and rates[79] == pytest.approx(0.01)
+    assert rates[80] == pytest.approx(0.001) and rates[99] == pytest.approx(0.001)
+    with pytest.raises(ValueError, match="fractions"):
+        n4fields.train.make_optimizer(ml_collections.ConfigDict({**config, "anneal_at": (1.5,)}))

@@ -119,11 +119,21 @@ def process_slice(global_batch: Any) -> Any:
 
 
 def shard_batch(batch: Any, mesh: Mesh) -> Any:
-    """Turns this process's numpy slice of the batch into global arrays sharded over `data`."""
+    """Turns this process's numpy slice of the batch into global arrays sharded over `data`.
+
+    A single process may also hand over device arrays (a batch made on the accelerator): they
+    are resharded in place instead of travelling through host memory."""
     sharding = batch_sharded(mesh)
     local_devices = len(mesh.local_devices)
 
     def put(x: Any) -> jax.Array:
+        if isinstance(x, jax.Array) and jax.process_count() == 1:
+            if x.ndim == 0 or x.shape[0] % local_devices:
+                raise ValueError(
+                    f"a batch array of shape {x.shape} does not split over "
+                    f"{local_devices} devices"
+                )
+            return jax.device_put(x, sharding)  # made on the device: no round trip via host
         x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] % local_devices:
             raise ValueError(

@@ -4,6 +4,7 @@
   (Arbeláez et al., 2011), exact to the benchmark's self-test; BSDS500 readers.
 - `nms`: edge thinning by the non-maximum suppression of Dollár & Zitnick (2013).
 - `drive`: DRIVE vessel segmentation readers and pixel-level PR / ROC evaluation (fig. 3.10).
+- `nyud`: NYUD v2 RGBD images with boundary annotations in the BSDS format (`load_nyud`).
 - `plots`: PR curves with iso-F contours and scores against the tolerance (fig. 3.5).
 
 Importing this package imports neither JAX nor matplotlib.
@@ -28,7 +29,8 @@ from thesis_jax.edges.bsds import (
 )
 from thesis_jax.edges.drive import evaluate_vessels, load_drive
 from thesis_jax.edges.nms import convolve_triangle, edge_nms, edge_orientation
-from thesis_jax.edges.plots import plot_pr_curves, plot_tolerance_scores
+from thesis_jax.edges.nyud import load_nyud
+from thesis_jax.edges.plots import plot_edge_panels, plot_pr_curves, plot_tolerance_scores
 
 __all__ = [
     "average_precision",
@@ -49,6 +51,8 @@ __all__ = [
     "load_bsds_ground_truth",
     "load_bsds_segmentations",
     "load_drive",
+    "load_nyud",
+    "plot_edge_panels",
     "plot_pr_curves",
     "plot_tolerance_scores",
     "save_bsds_results",

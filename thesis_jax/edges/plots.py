@@ -117,3 +117,66 @@ def plot_tolerance_scores(
     axes.legend(fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def plot_edge_panels(
+    images: Sequence[np.ndarray],
+    columns: Mapping[str, Sequence[np.ndarray]],
+    path: str | os.PathLike,
+    captions: Mapping[str, Sequence[str]] | None = None,
+    panel_width: float = 2.6,
+) -> str:
+    """Saves one row per image: the input, then one panel per entry of `columns` (fig. 3.7).
+
+    Args:
+      images: the (H, W, C) inputs (RGB in [0, 1] or uint8; a 4th channel, depth, is ignored).
+      columns: panel title -> one (H, W) map per image in [0, 1] (ground truth, each method's
+        edges), drawn dark on white as in the thesis's figures.
+      path: the PNG to write.
+      captions: panel title -> one caption per image under its panel (e.g. "R .71 P .68 F .69",
+        the red numbers of fig. 3.7).
+      panel_width: inches per panel.
+
+    Returns:
+      The path written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(images)
+    if rows == 0:
+        raise ValueError("no images to draw")
+    for name, maps in columns.items():
+        if len(maps) != rows:
+            raise ValueError(f"column {name!r} has {len(maps)} maps for {rows} images")
+    captions = captions or {}
+    aspect = images[0].shape[0] / images[0].shape[1]
+    width = panel_width * (1 + len(columns))
+    figure, axes = plt.subplots(
+        rows,
+        1 + len(columns),
+        figsize=(width, rows * panel_width * aspect + 0.6),
+        dpi=100,
+        squeeze=False,
+    )
+    for i, image in enumerate(images):
+        rgb = np.asarray(image)[..., :3]
+        if rgb.dtype != np.uint8:
+            rgb = np.clip(rgb, 0.0, 1.0)
+        panels = [("input", rgb, None)] + [
+            (name, 1.0 - np.clip(np.asarray(maps[i], np.float32), 0.0, 1.0), name)
+            for name, maps in columns.items()
+        ]
+        for j, (title, picture, key) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(picture, cmap=None if j == 0 else "gray", vmin=0.0, vmax=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+            if key in captions:
+                ax.set_xlabel(captions[key][i], color="red", fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)

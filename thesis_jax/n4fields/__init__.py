@@ -58,6 +58,7 @@ from thesis_jax.n4fields.inference import (
     transfer_annotations,
 )
 from thesis_jax.n4fields.model import HEADS, Architecture, N4Net, max_norm_projection
+from thesis_jax.n4fields.sampler import PatchSampler
 from thesis_jax.n4fields.targets import (
     ANNOTATION_SIZE,
     CODE_DIM,
@@ -71,6 +72,7 @@ from thesis_jax.n4fields.train import (
     Hparams,
     anneal_learning_rate,
     channel_mean,
+    draw_patch_transforms,
     init,
     loss,
     make_architecture,
@@ -87,6 +89,7 @@ __all__ = [
     "HEADS",
     "METHODS",
     "PCA",
+    "PatchSampler",
     "Architecture",
     "Dictionary",
     "Hparams",
@@ -99,6 +102,7 @@ __all__ = [
     "compute_codes",
     "dense_outputs",
     "dense_sift",
+    "draw_patch_transforms",
     "exact_nearest_neighbors",
     "fit_pca",
     "init",

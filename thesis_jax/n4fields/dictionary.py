@@ -125,10 +125,12 @@ def compute_codes(
     count = patches.shape[0]
     out = []
     for start in range(0, count, batch_size):
-        chunk = np.asarray(patches[start : start + batch_size], np.float32)
+        chunk = patches[start : start + batch_size]
+        xp = jnp if isinstance(chunk, jax.Array) else np  # device patches stay on the device
+        chunk = xp.asarray(chunk, np.float32)
         short = batch_size - chunk.shape[0]
         if short and count > batch_size:  # one compiled shape for every chunk
-            chunk = np.concatenate([chunk, np.zeros((short, *chunk.shape[1:]), np.float32)])
+            chunk = xp.concatenate([chunk, xp.zeros((short, *chunk.shape[1:]), np.float32)])
         out.append(np.asarray(forward(params, chunk))[: min(batch_size, count - start)])
     return np.concatenate(out).astype(np.float32)
 

@@ -87,9 +87,25 @@ def make_architecture(
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """SGD with momentum 0.9, the learning rate an annealable hyperparameter (sec. 3.3.3)."""
+    """SGD with momentum 0.9, the learning rate an injected hyperparameter (sec. 3.3.3).
+
+    Without `config.anneal_at` the rate stays constant until `anneal_learning_rate` divides it
+    (a loop that watches the validation plateau); with `anneal_at` (fractions of
+    `config.num_steps`) it is multiplied by `anneal_factor` (0.1) at those steps, a schedule
+    that a resumed run follows exactly.
+    """
+    rate = float(config.get("learning_rate", 0.1))
+    anneal_at = tuple(config.get("anneal_at", ()) or ())
+    if anneal_at:
+        if not all(0 < f < 1 for f in anneal_at):
+            raise ValueError(f"anneal_at holds fractions of the run in (0, 1), got {anneal_at}")
+        steps = int(config.num_steps)
+        factor = float(config.get("anneal_factor", 0.1))
+        rate = optax.piecewise_constant_schedule(
+            rate, {max(1, round(f * steps)): factor for f in sorted(anneal_at)}
+        )
     return optax.inject_hyperparams(optax.sgd)(
-        learning_rate=config.get("learning_rate", 0.1), momentum=config.get("momentum", 0.9)
+        learning_rate=rate, momentum=config.get("momentum", 0.9)
     )
 
 
@@ -218,6 +234,37 @@ def _as_generator(rng: int | np.random.Generator) -> np.random.Generator:
     return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
 
 
+def draw_patch_transforms(
+    rng: int | np.random.Generator,
+    sizes: np.ndarray,
+    num: int,
+    *,
+    rotation: str = "any",
+    flip: bool = True,
+) -> tuple[np.ndarray, ...]:
+    """The random draws of `sample_patches`: (image index, row, col, angle or None, flip or
+    None, annotator draw in [0, 1)), each (num,); images are drawn in proportion to their area,
+    so every training pixel is equally likely to be a centre. `PatchSampler` makes the same
+    draws, so both give the same patches for a seed."""
+    if rotation not in ROTATIONS:
+        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
+    gen = _as_generator(rng)
+    sizes = np.asarray(sizes, np.int64)
+    areas = sizes.prod(axis=1).astype(np.float64)
+    image_index = gen.choice(len(sizes), size=num, p=areas / areas.sum())
+    rows = np.floor(gen.random(num) * sizes[image_index, 0]).astype(np.int64)
+    cols = np.floor(gen.random(num) * sizes[image_index, 1]).astype(np.int64)
+    if rotation == "any":
+        angles = gen.uniform(0.0, 2 * np.pi, num)
+    elif rotation == "right_angles":
+        angles = gen.integers(0, 4, num) * (np.pi / 2)
+    else:
+        angles = None
+    flips = gen.random(num) < 0.5 if flip else None
+    annotator_draw = gen.random(num)
+    return image_index, rows, cols, angles, flips, annotator_draw
+
+
 def sample_patches(
     images: np.ndarray | Sequence[np.ndarray],
     annotations: Sequence[Any],
@@ -260,20 +307,10 @@ def sample_patches(
         raise ValueError(f"{len(images)} images but {len(annotations)} annotation entries")
     if segmentations is not None and len(segmentations) != len(images):
         raise ValueError(f"{len(images)} images but {len(segmentations)} segmentations")
-    gen = _as_generator(rng)
     sizes = np.array([im.shape[:2] for im in images], np.int64)
-    areas = sizes.prod(axis=1).astype(np.float64)
-    image_index = gen.choice(len(images), size=num, p=areas / areas.sum())
-    rows = np.floor(gen.random(num) * sizes[image_index, 0]).astype(np.int64)
-    cols = np.floor(gen.random(num) * sizes[image_index, 1]).astype(np.int64)
-    if rotation == "any":
-        angles = gen.uniform(0.0, 2 * np.pi, num)
-    elif rotation == "right_angles":
-        angles = gen.integers(0, 4, num) * (np.pi / 2)
-    else:
-        angles = None
-    flips = gen.random(num) < 0.5 if flip else None
-    annotator_draw = gen.random(num)
+    image_index, rows, cols, angles, flips, annotator_draw = draw_patch_transforms(
+        rng, sizes, num, rotation=rotation, flip=flip
+    )
 
     channels = images[0].shape[-1]
     out = {
@@ -347,7 +384,9 @@ def make_batch(
     """
     if encoding not in ENCODINGS:
         raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-    annotation = np.asarray(samples["annotation"], np.float32)
+    on_device = isinstance(samples["annotation"], jax.Array)  # from PatchSampler: keep there
+    xp = jnp if on_device else np
+    annotation = xp.asarray(samples["annotation"], np.float32)
     count, size = annotation.shape[:2]
     if head == "code":
         if pca is None:
@@ -363,4 +402,4 @@ def make_batch(
         target = annotation.reshape(count, -1)
     else:
         raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
-    return {"image": np.asarray(samples["image"], np.float32), "target": target.astype(np.float32)}
+    return {"image": xp.asarray(samples["image"], np.float32), "target": target.astype(np.float32)}
