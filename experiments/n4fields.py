@@ -253,9 +253,7 @@ def train_network(
     head = HEADS[model]
     ae = model == "n4_ae"
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), member)
-    state = n4fields.init(
-        key, net, head=head, channel_mean=n4fields.channel_mean(train.images)
-    )
+    state = n4fields.init(key, net, head=head, channel_mean=n4fields.channel_mean(train.images))
     parallel.local_batch_size(config.batch_size, mesh)  # fails early on an uneven split
     options = dict(rotation=config.rotation, flip=config.flip, annotator=config.annotator)
     # the device sampler where it can: the AE targets need the segmentations (numpy)
@@ -497,7 +495,8 @@ def results_table(config: ml_collections.ConfigDict, rows: dict[str, dict], budg
             head += " thesis ODS / OIS / AP |"
         lines += [head, "|---|---|---|---|" + ("---|" if thesis else "")]
         for name, row in rows.items():
-            line = f"| {MODEL_NAMES[name]} | {row['ods']:.3f} | {row['ois']:.3f} | {row['ap']:.3f} |"
+            scores = " | ".join(f"{row[k]:.3f}" for k in ("ods", "ois", "ap"))
+            line = f"| {MODEL_NAMES[name]} | {scores} |"
             if thesis:
                 ref = thesis.get(name)
                 line += (" " + " / ".join(f"{v:.2f}" for v in ref) + " |") if ref else " |"

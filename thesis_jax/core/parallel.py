@@ -130,8 +130,7 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
         if isinstance(x, jax.Array) and jax.process_count() == 1:
             if x.ndim == 0 or x.shape[0] % local_devices:
                 raise ValueError(
-                    f"a batch array of shape {x.shape} does not split over "
-                    f"{local_devices} devices"
+                    f"a batch array of shape {x.shape} does not split over {local_devices} devices"
                 )
             return jax.device_put(x, sharding)  # made on the device: no round trip via host
         x = np.asarray(x)
