@@ -32,6 +32,11 @@ mismatch makes the script exit 1 after printing the numbers.
     .venv/bin/python benchmarks/deepwarp.py --torch-python=.venv-torch/bin/python
     .venv/bin/python benchmarks/deepwarp.py --sizes=64x128x128x3 --json-out=/tmp/warp.json
 
+Then the model's inference speed: `deepwarp.predict` of the `eyes` preset's CFW+LCM network
+(`--model-variant`) on batches of 41 x 51 crops (`--model-batches`, default 1 and 128), jitted,
+timed the same way: ms per batch and eye crops per second (the thesis: 20 fps, one eye at a
+time, on a 2014 laptop GPU).
+
 Without a PyTorch interpreter, or with one that cannot import torch, the JAX numbers are printed
 with a line saying that the comparison was skipped and the exit status is 0. If the PyTorch side
 crashes, its error follows the JAX numbers and the exit status is 1.
@@ -268,6 +273,70 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def time_model(variant: str, batch: int, *, calls: int, repeats: int, warmup: int) -> dict:
+    """Eye crops per second of DeepWarp inference (`deepwarp.predict`, the `eyes` preset's
+    network of `variant`) on `batch` crops of 41 x 51 with landmarks and a vertical angle."""
+    import importlib.util
+
+    from thesis_jax import deepwarp
+
+    spec = importlib.util.spec_from_file_location(
+        "deepwarp_presets", pathlib.Path(__file__).parents[1] / "experiments/configs/deepwarp.py"
+    )
+    presets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(presets)
+    config = presets.get_config("eyes")
+    config.model.variant = variant
+    state = deepwarp.init(jax.random.PRNGKey(0), config)
+    height, width = 41, 51
+    rng = np.random.default_rng(0)
+    inputs = {
+        "image": rng.uniform(size=(batch, height, width, 3)).astype(np.float32),
+        "landmarks": (rng.uniform(size=(batch, 7, 2)) * [width, height]).astype(np.float32),
+        "angle": rng.uniform(-15, 15, size=(batch, 1)).astype(np.float32),
+    }
+    apply_fn = state.apply_fn
+    call = jax.jit(lambda p, m, b: deepwarp.predict(p, m, b, apply_fn=apply_fn)["output"])
+    args = jax.device_put((state.params, state.model_state, inputs))
+    start = time.perf_counter()
+    jax.block_until_ready(call(*args))
+    compile_s = time.perf_counter() - start
+    for _ in range(warmup):
+        jax.block_until_ready(call(*args))
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            out = call(*args)
+        jax.block_until_ready(out)
+        times.append((time.perf_counter() - start) / calls * 1e3)
+    ms = statistics.median(times)
+    return {
+        "variant": variant,
+        "batch": batch,
+        "ms_per_batch": ms,
+        "crops_per_s": batch / ms * 1e3,
+        "compile_s": compile_s,
+        "device": jax.devices()[0].platform,
+    }
+
+
+def format_model_rows(rows: list[dict]) -> str:
+    lines = [
+        "",
+        "DeepWarp inference (deepwarp.predict, eyes preset network), 41x51 crops; the thesis "
+        "reports 20 fps on a 2014 laptop GPU",
+        f"{'variant':<9} {'batch':>6} {'device':<6} {'ms/batch':>10} {'crops/s':>10} "
+        f"{'compile':>8}",
+    ]
+    for r in rows:
+        lines.append(
+            f"{r['variant']:<9} {r['batch']:>6} {r['device']:<6} {r['ms_per_batch']:>10.2f} "
+            f"{r['crops_per_s']:>10.1f} {r['compile_s']:>7.1f}s"
+        )
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated BxHxWxC")
@@ -278,6 +347,12 @@ def main() -> int:
     parser.add_argument("--torch-python", default=".venv-torch/bin/python")
     parser.add_argument("--torch-threads", type=int, default=0, help="0: the JAX CPU count")
     parser.add_argument("--json-out", type=pathlib.Path, default=None)
+    parser.add_argument(
+        "--model-batches",
+        default="1,128",
+        help="comma-separated batch sizes for the inference rows ('' skips them)",
+    )
+    parser.add_argument("--model-variant", default="cfw_lcm")
     args = parser.parse_args()
     try:
         sizes = [parse_size(text) for text in args.sizes.split(",")]
@@ -331,7 +406,11 @@ def main() -> int:
         result["spread"] = (max(times) - min(times)) / result["ms_per_call"]
     report["results"] = results
     report["ratios"] = speedups(results)
+    batches = [int(b) for b in args.model_batches.split(",") if b.strip()]
+    report["model"] = [time_model(args.model_variant, b, **timing) for b in batches]
     print(format_report(report))
+    if report["model"]:
+        print(format_model_rows(report["model"]))
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(report, indent=2) + "\n")

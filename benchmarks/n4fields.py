@@ -11,7 +11,8 @@ What is measured:
   (`--committee`), each with its own dictionary. The thesis reports 6 s per image for the
   latter on its GPU. The networks are freshly initialised `Architecture()`s (`--narrow`: fewer
   filters, for tests) with the channel mean of the dictionary images: the time does not depend
-  on the weights. Each dictionary holds `--dictionary-size` T (100,000 by default, as the
+  on the weights (`--export=checkpoints/n4fields_bsds.msgpack` times the trained committee
+  instead). Each dictionary holds `--dictionary-size` T (100,000 by default, as the
   thesis) codes of patches `sample_patches` draws from `--train-images` procedural training
   images (no rotation or flip), built with `build_dictionary` before timing; for "exact" the
   codes and annotations are placed on the device once.
@@ -132,10 +133,13 @@ def build_committee(args: argparse.Namespace) -> tuple[Any, list, list]:
     from thesis_jax.n4fields.train import init_params
 
     data = load_shapes("train", num_images=args.train_images, textures="procedural")
-    arch = architecture(args.narrow, n4fields.channel_mean(data.images))
-    # The "rbg" key compiles faster than threefry on CPU; the draw does not matter here.
-    keys = [jax.random.key(args.seed + m, impl="rbg") for m in range(args.committee)]
-    params = [n4fields.max_norm_projection(init_params(key, arch), 1.0) for key in keys]
+    if args.export:  # a trained committee (its dictionaries still come from procedural images)
+        params, arch, _ = n4fields.load_export(args.export)
+    else:
+        arch = architecture(args.narrow, n4fields.channel_mean(data.images))
+        # The "rbg" key compiles faster than threefry on CPU; the draw does not matter here.
+        keys = [jax.random.key(args.seed + m, impl="rbg") for m in range(args.committee)]
+        params = [n4fields.max_norm_projection(init_params(key, arch), 1.0) for key in keys]
     apply_fn = n4fields.N4Net(arch).apply
     parts: list[list[Any]] = [[] for _ in params]
     for chunk, start in enumerate(range(0, args.dictionary_size, DICTIONARY_CHUNK)):
@@ -277,6 +281,12 @@ def main() -> int:
     parser.add_argument("--block-rows", type=int, default=0, help="0: the whole image at once")
     parser.add_argument("--train-images", type=int, default=16, help="dictionary source images")
     parser.add_argument("--narrow", action="store_true", help="fewer filters (for tests)")
+    parser.add_argument(
+        "--export",
+        default="",
+        help="time a trained committee (e.g. checkpoints/n4fields_bsds.msgpack) instead of "
+        "fresh networks; its size replaces --committee",
+    )
     parser.add_argument("--bench-images", type=int, default=8)
     parser.add_argument("--bench-size", type=parse_size, default=(321, 481), help="HxW")
     parser.add_argument("--workers", type=int, default=0, help="0: evaluate_bsds's default")

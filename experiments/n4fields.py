@@ -17,8 +17,8 @@ pixel precision/recall inside the field of view for DRIVE. It writes into the wo
   against the matching tolerance, fig. 3.5);
 - `<model>/predictions.npz`: the edge maps before thinning, for other benchmarks;
 - `<model>/export.msgpack`: what inference needs (every committee network's parameters, the
-  architecture and the PCA), loaded by `load_export`; the dictionary is rebuilt from the
-  training images by `build_dictionaries`.
+  architecture and the PCA), loaded by `thesis_jax.n4fields.load_export`; the dictionary is
+  rebuilt from the training images by `build_dictionaries`.
 
 Ctrl-C or SIGTERM keeps the checkpoints; the same command resumes. Finished models are not
 trained again, and their predictions are reused.
@@ -299,51 +299,6 @@ def train_network(
 # Export and reuse of trained models.
 
 
-def save_export(path: str, states: Sequence[core.TrainState], pca: n4fields.PCA | None) -> None:
-    """Writes what inference needs: the committee's parameters, architecture and PCA."""
-    from flax import serialization
-
-    arch = dataclasses.asdict(states[0].hparams.arch)
-    payload = {
-        "arch": json.dumps(arch),
-        "params": {str(i): jax.device_get(s.params) for i, s in enumerate(states)},
-    }
-    if pca is not None:
-        payload["pca"] = {
-            "mean": pca.mean,
-            "components": pca.components,
-            "variance": pca.variance,
-            "shape": np.asarray(pca.shape),
-        }
-    write_atomic(path, serialization.msgpack_serialize(payload))
-
-
-def load_export(path: str) -> tuple[list[Any], n4fields.Architecture, n4fields.PCA | None]:
-    """(committee parameters, architecture, PCA or None) from `save_export`'s file."""
-    from flax import serialization
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no exported model at {path}; train it with experiments.n4fields")
-    with open(path, "rb") as f:
-        payload = serialization.msgpack_restore(f.read())
-    arch_fields = json.loads(payload["arch"])
-    for key, value in arch_fields.items():
-        if isinstance(value, list):
-            arch_fields[key] = tuple(value)
-    arch = n4fields.Architecture(**arch_fields)
-    params = [payload["params"][k] for k in sorted(payload["params"], key=int)]
-    pca = None
-    if "pca" in payload:
-        p = payload["pca"]
-        pca = n4fields.PCA(
-            mean=np.asarray(p["mean"]),
-            components=np.asarray(p["components"]),
-            variance=np.asarray(p["variance"]),
-            shape=tuple(int(v) for v in p["shape"]),
-        )
-    return params, arch, pca
-
-
 DICTIONARY_CHUNK = 16_384
 
 
@@ -576,19 +531,49 @@ def _budget(config: ml_collections.ConfigDict, train: EdgeData, evaluated: EdgeD
     )
 
 
-def _load_predictions(path: str, count: int) -> list[np.ndarray] | None:
+def qualitative_images(config: ml_collections.ConfigDict) -> list[np.ndarray]:
+    """Pictures without annotations to look at (sec. 3.4's qualitative results): the embedded
+    photos for the edge presets, scikit-image's fundus photograph for DRIVE (scaled to DRIVE's
+    584-pixel height); none for RGBD models."""
+    from skimage.transform import resize
+
+    count = config.qualitative_images
+    if not count or config.dataset == "nyud":
+        return []
+    if config.dataset == "drive":
+        import skimage.data
+
+        photos = [skimage.data.retina()]
+        side = 584
+    else:
+        from thesis_jax.data.embedded import embedded_photos
+
+        photos = embedded_photos()
+        side = 321 if config.dataset == "bsds" else min(config.shapes_size)
+    out = []
+    for photo in photos[:count]:
+        scale = side / min(photo.shape[:2])
+        shape = (round(photo.shape[0] * scale), round(photo.shape[1] * scale))
+        out.append(resize(_as_float(photo), shape, anti_aliasing=True).astype(np.float32))
+    return out
+
+
+def _load_predictions(path: str, count: int, extra: int) -> tuple[list, list] | None:
     if not os.path.isfile(path):
         return None
     with np.load(path) as archive:
-        maps = [archive[f"map{i}"].astype(np.float32) for i in range(len(archive.files))]
-    return maps if len(maps) == count else None
+        maps = [archive[k].astype(np.float32) for k in sorted(archive.files) if k[0] == "m"]
+        more = [archive[k].astype(np.float32) for k in sorted(archive.files) if k[0] == "q"]
+    return (maps, more) if len(maps) == count and len(more) == extra else None
 
 
-def _save_predictions(path: str, maps: Sequence[np.ndarray]) -> None:
+def _save_predictions(path: str, maps: Sequence[np.ndarray], extra: Sequence[np.ndarray]) -> None:
     import io
 
+    arrays = {f"map{i:05d}": m.astype(np.float16) for i, m in enumerate(maps)}
+    arrays |= {f"qualitative{i:03d}": m.astype(np.float16) for i, m in enumerate(extra)}
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{f"map{i}": m.astype(np.float16) for i, m in enumerate(maps)})
+    np.savez_compressed(buffer, **arrays)
     write_atomic(path, buffer.getvalue())
 
 
@@ -599,17 +584,20 @@ def run_model(
     evaluated: EdgeData,
     workdir: str,
     mesh: jax.sharding.Mesh,
-) -> list[np.ndarray] | None:
-    """Trains (or reloads) `model`, then infers the evaluated images; None if interrupted."""
+    extra_images: Sequence[np.ndarray] = (),
+) -> tuple[list[np.ndarray], list[np.ndarray]] | None:
+    """Trains (or reloads) `model`, then infers the evaluated and the extra (qualitative)
+    images; None if interrupted."""
     folder = os.path.join(workdir, model)
     predictions_path = os.path.join(folder, "predictions.npz")
-    cached = _load_predictions(predictions_path, len(evaluated))
+    cached = _load_predictions(predictions_path, len(evaluated), len(extra_images))
     if cached is not None:
         absl_logging.info("%s: reusing %s", model, predictions_path)
         return cached
+    images = [*evaluated.images, *extra_images]
     if model == "sift":
         dictionary = build_sift_dictionary(config, train)
-        maps = predict_model(config, model, evaluated.images, None, None, [dictionary])
+        maps = predict_model(config, model, images, None, None, [dictionary])
     else:
         pca = fit_targets(config, train, model)
         val_batch = _validation_batch(config, evaluated, model, pca)
@@ -622,14 +610,15 @@ def run_model(
         arch = states[0].hparams.arch
         params = [jax.device_get(s.params) for s in states]
         if is_main_process():
-            save_export(os.path.join(folder, "export.msgpack"), states, pca)
+            n4fields.save_export(os.path.join(folder, "export.msgpack"), params, arch, pca)
         dictionaries = (
             build_dictionaries(config, train, params, arch) if HEADS[model] == "code" else None
         )
-        maps = predict_model(config, model, evaluated.images, params, arch, dictionaries)
+        maps = predict_model(config, model, images, params, arch, dictionaries)
+    maps, extra = maps[: len(evaluated)], maps[len(evaluated) :]
     if is_main_process():
-        _save_predictions(predictions_path, maps)
-    return maps
+        _save_predictions(predictions_path, maps, extra)
+    return maps, extra
 
 
 def train_and_evaluate(
@@ -652,13 +641,21 @@ def train_and_evaluate(
         len(evaluated),
         mesh.devices.size,
     )
-    predictions = {}
+    extra_images = qualitative_images(config)
+    predictions, qualitative = {}, {}
     for model in config.models:
-        maps = run_model(config, model, train, evaluated, workdir, mesh)
-        if maps is None:
+        run = run_model(config, model, train, evaluated, workdir, mesh, extra_images)
+        if run is None:
             return None
-        predictions[model] = maps
-    return write_report(config, evaluated, predictions, workdir, _budget(config, train, evaluated))
+        predictions[model], qualitative[model] = run
+    rows = write_report(config, evaluated, predictions, workdir, _budget(config, train, evaluated))
+    if extra_images and is_main_process():
+        edges.plot_edge_panels(
+            extra_images,
+            {MODEL_NAMES[m]: thin(config, maps) for m, maps in qualitative.items()},
+            os.path.join(workdir, "qualitative.png"),
+        )
+    return rows
 
 
 def main(config: ml_collections.ConfigDict, workdir: str) -> None:

@@ -91,6 +91,7 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
     config.tolerances = (0.0025, 0.005, 0.0075)  # fig. 3.5; () skips it
     config.eval_workers = 0  # processes for the benchmark; 0: one per CPU
     config.num_pictures = 4
+    config.qualitative_images = 2  # embedded photos (retina for DRIVE) without annotations
     config.val_patches = 2048  # held-out patches for the validation error (fig. 3.6)
 
     config.log_every = 200

@@ -119,6 +119,14 @@ def plot_tolerance_scores(
     return save_figure(figure, path)
 
 
+def _stretched(edge_map: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] scaled so that its strongest edge is black: thinned soft maps rarely
+    reach 1, and their faint lines would vanish on paper."""
+    edge_map = np.clip(np.asarray(edge_map, np.float32), 0.0, 1.0)
+    peak = float(edge_map.max())
+    return edge_map / peak if peak > 0 else edge_map
+
+
 def plot_edge_panels(
     images: Sequence[np.ndarray],
     columns: Mapping[str, Sequence[np.ndarray]],
@@ -131,7 +139,8 @@ def plot_edge_panels(
     Args:
       images: the (H, W, C) inputs (RGB in [0, 1] or uint8; a 4th channel, depth, is ignored).
       columns: panel title -> one (H, W) map per image in [0, 1] (ground truth, each method's
-        edges), drawn dark on white as in the thesis's figures.
+        edges), drawn dark on white as in the thesis's figures, each scaled so that its
+        maximum is black.
       path: the PNG to write.
       captions: panel title -> one caption per image under its panel (e.g. "R .71 P .68 F .69",
         the red numbers of fig. 3.7).
@@ -166,8 +175,7 @@ def plot_edge_panels(
         if rgb.dtype != np.uint8:
             rgb = np.clip(rgb, 0.0, 1.0)
         panels = [("input", rgb, None)] + [
-            (name, 1.0 - np.clip(np.asarray(maps[i], np.float32), 0.0, 1.0), name)
-            for name, maps in columns.items()
+            (name, 1.0 - _stretched(maps[i]), name) for name, maps in columns.items()
         ]
         for j, (title, picture, key) in enumerate(panels):
             ax = axes[i, j]

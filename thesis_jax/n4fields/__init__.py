@@ -48,6 +48,7 @@ from thesis_jax.n4fields.dictionary import (
     nearest_neighbors,
     recall_at_1,
 )
+from thesis_jax.n4fields.export import load_export, save_export
 from thesis_jax.n4fields.inference import (
     dense_outputs,
     multiscale,
@@ -106,6 +107,7 @@ __all__ = [
     "exact_nearest_neighbors",
     "fit_pca",
     "init",
+    "load_export",
     "loss",
     "make_architecture",
     "make_batch",
@@ -122,6 +124,7 @@ __all__ = [
     "predict_patch",
     "recall_at_1",
     "sample_patches",
+    "save_export",
     "sift_descriptors",
     "transfer_annotations",
     "update",

@@ -1,0 +1,136 @@
+"""`python -m experiments.n4fields` end to end: the offline `shapes` preset on a tiny setting, the
+real BSDS500 preset on two images, and the errors a user meets first."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+from tests.experiments.binaries import picture, run_module
+
+NARROW = [
+    "--config.model.conv_features=(8,16,16)",
+    "--config.model.fc_features=(64,64)",
+    "--config.pca_samples=2000",
+    "--config.val_patches=256",
+    "--config.log_every=5",
+    "--config.eval_every=10",
+    "--config.checkpoint_every=10",
+    "--config.eval_workers=1",
+]
+TINY = [
+    *NARROW,
+    "--config.num_steps=10",
+    "--config.train_images=6",
+    "--config.eval_images=2",
+    "--config.qualitative_images=1",
+    "--config.dictionary_size=3000",
+    "--config.num_pictures=2",
+    "--config.tolerances=(0.005,0.0075)",
+]
+BSDS = ROOT.parent / "shared" / "data" / "BSDS500"
+
+
+def test_shapes_preset_trains_every_model_and_writes_the_table_3i_report(tmp_path):
+    workdir = tmp_path / "shapes"
+    run = run_module("experiments.n4fields", f"--workdir={workdir}", *TINY, timeout=1500)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results) == {"n4", "central", "patch", "sift"}
+    for row in results.values():
+        assert 0 <= row["ods"] <= 1 and 0 <= row["ois"] <= 1 and 0 <= row["ap"] <= 1
+        # per-image thresholds rarely do worse (ODS alone interpolates between thresholds)
+        assert row["ois"] >= row["ods"] - 0.02
+    table = (workdir / "results.md").read_text()
+    for name in ("N4-fields", "CNN-central", "CNN-patch", "SIFT + NNB", "Budget: 6 training"):
+        assert name in table
+    for model in ("n4", "central", "patch"):
+        records = [json.loads(line) for line in open(workdir / model / "net0" / "metrics.jsonl")]
+        assert any("eval/validation_error" in r for r in records)
+        assert (workdir / model / "export.msgpack").is_file()
+    panels = picture(workdir / "panels.png")
+    assert panels.shape[1] > panels.shape[0]  # 2 rows x (input, truth, 4 models)
+    picture(workdir / "pr_curves.png")
+    picture(workdir / "tolerance.png")
+    picture(workdir / "qualitative.png")  # the embedded photos, no ground truth
+    tolerance = json.loads((workdir / "tolerance.json").read_text())
+    assert set(tolerance["N4-fields"]) == {"0.005", "0.0075"}
+
+    # The exported committee reloads; its dictionary rebuilt, it reproduces the saved maps.
+    import ml_collections
+
+    from experiments import n4fields as binary
+    from thesis_jax import n4fields
+
+    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    params, arch, pca = n4fields.load_export(str(workdir / "n4" / "export.msgpack"))
+    assert arch.head == "code" and pca.dim == 16 and len(params) == 1
+    train = binary.load_split(config, "train", config.train_images, False)
+    evaluated = binary.load_split(config, "test", config.eval_images, False)
+    dictionaries = binary.build_dictionaries(config, train, params, arch)
+    maps = binary.predict_model(config, "n4", evaluated.images[:1], params, arch, dictionaries)
+    with np.load(workdir / "n4" / "predictions.npz") as saved:
+        np.testing.assert_allclose(maps[0], saved["map00000"].astype(np.float32), atol=2e-3)
+
+    # The same command again: every model is finished, so nothing trains and the table holds.
+    again = run_module("experiments.n4fields", f"--workdir={workdir}", *TINY, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((workdir / "results.json").read_text()) == results
+    assert "reusing" in again.stderr
+
+
+@pytest.mark.skipif(not BSDS.is_dir(), reason="needs ../shared/data/BSDS500")
+def test_bsds_preset_runs_on_real_images(tmp_path):
+    workdir = tmp_path / "bsds"
+    run = run_module(
+        "experiments.n4fields",
+        "--config=bsds",
+        f"--workdir={workdir}",
+        *NARROW,
+        "--config.models=('n4',)",
+        "--config.committee=2",
+        "--config.scales=(0.5,1.0)",
+        "--config.stride=4",
+        "--config.num_steps=4",
+        "--config.train_images=3",
+        "--config.eval_images=2",
+        "--config.dictionary_size=2000",
+        "--config.num_pictures=2",
+        "--config.tolerances=()",
+        timeout=1500,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    table = (workdir / "results.md").read_text()
+    assert "thesis ODS / OIS / AP" in table and "0.75 / 0.76 / 0.77" in table
+    assert "committee of 2" in table
+    assert (workdir / "n4" / "net1" / "checkpoints").is_dir()
+    panels = picture(workdir / "panels.png")
+    assert panels.shape[0] > 200  # two real 321 x 481 photographs
+
+
+def test_n4fields_binary_rejects_bad_presets_models_and_folders(tmp_path):
+    bad = run_module("experiments.n4fields", "--config=bsds600", timeout=300)
+    assert bad.returncode != 0 and "valid presets" in bad.stderr
+    bad = run_module(
+        "experiments.n4fields", f"--workdir={tmp_path}/a", "--config.models=('hed',)", timeout=300
+    )
+    assert bad.returncode != 0 and "config.models" in bad.stderr
+    missing = tmp_path / "no_bsds"
+    bad = run_module(
+        "experiments.n4fields",
+        "--config=bsds",
+        f"--workdir={tmp_path}/b",
+        f"--config.data_dir={missing}",
+        timeout=300,
+    )
+    assert bad.returncode != 0
+    assert "BSDS500" in bad.stderr and "wget" in bad.stderr  # how to get it
+    bad = run_module(
+        "experiments.n4fields",
+        "--config=drive",
+        f"--workdir={tmp_path}/c",
+        f"--config.data_dir={missing}",
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "DRIVE" in bad.stderr
