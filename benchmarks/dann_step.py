@@ -43,6 +43,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -226,7 +227,8 @@ def run_torch(
     exchange: pathlib.Path,
 ) -> dict:
     """Runs dann_step_torch.py; returns its JSON, {"skipped": reason} or {"failed": stderr}."""
-    python = pathlib.Path(args.torch_python)
+    found = shutil.which(args.torch_python)  # a path, or a name on $PATH such as python3
+    python = pathlib.Path(found or args.torch_python)
     if not python.exists():
         return {"skipped": f"no PyTorch interpreter at {python}"}
     command = [

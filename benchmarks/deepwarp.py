@@ -48,6 +48,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -167,7 +168,8 @@ def run_torch(
     args: argparse.Namespace, threads: int, exchange: pathlib.Path, modes: list[str]
 ) -> dict:
     """Runs deepwarp_torch.py; returns its JSON, {"skipped": reason} or {"failed": stderr}."""
-    python = pathlib.Path(args.torch_python)
+    found = shutil.which(args.torch_python)  # a path, or a name on $PATH such as python3
+    python = pathlib.Path(found or args.torch_python)
     if not python.exists():
         return {"skipped": f"no PyTorch interpreter at {python}"}
     command = [

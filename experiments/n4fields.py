@@ -175,11 +175,15 @@ def _check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.stride must be in 1..{n4fields.ANNOTATION_SIZE // 2}")
 
 
-def network_config(config: ml_collections.ConfigDict, model: str) -> ml_collections.ConfigDict:
-    """The training config of one network of `model` (the AE rate for n4_ae)."""
+def network_config(
+    config: ml_collections.ConfigDict, model: str, channels: int
+) -> ml_collections.ConfigDict:
+    """The training config of one network of `model`: the AE rate for n4_ae, and as many input
+    channels as the images have (3, or 4 for RGBD)."""
     net = ml_collections.ConfigDict(config.to_dict())
     if model == "n4_ae":
         net.learning_rate = config.learning_rate_ae
+    net.model.in_channels = int(channels)
     return net
 
 
@@ -249,7 +253,7 @@ def train_network(
     mesh: jax.sharding.Mesh,
 ) -> core.LoopResult:
     """Trains committee member `member` of `model` (sec. 3.3.3) in workdir/<model>/net<k>."""
-    net = network_config(config, model)
+    net = network_config(config, model, train.images[0].shape[-1])
     head = HEADS[model]
     ae = model == "n4_ae"
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), member)
@@ -615,6 +619,8 @@ def run_model(
             build_dictionaries(config, train, params, arch) if HEADS[model] == "code" else None
         )
         maps = predict_model(config, model, images, params, arch, dictionaries)
+    # rounded as predictions.npz stores them, so a rerun that reloads them scores the same
+    maps = [m.astype(np.float16).astype(np.float32) for m in maps]
     maps, extra = maps[: len(evaluated)], maps[len(evaluated) :]
     if is_main_process():
         _save_predictions(predictions_path, maps, extra)

@@ -83,7 +83,16 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
     config.rotation = "any"  # random rotations and flips of the training patches
     config.flip = True
     config.annotator = "mean"
-    config.model = ml_collections.ConfigDict({"init_std": 0.01})  # fig. 3.3 layer sizes
+    config.model = ml_collections.ConfigDict(  # fig. 3.3; in_channels follows the data
+        {
+            "conv_features": (32, 64, 128),
+            "conv_kernels": (5, 4, 3),
+            "conv_pools": (2, 2, 2),
+            "fc_features": (1024, 1024),
+            "dropout_rate": 0.5,
+            "init_std": 0.01,
+        }
+    )
 
     # Evaluation (sec. 3.4): NMS, then the BSDS benchmark (99 thresholds, tolerance 0.0075).
     config.max_dist = 0.0075
@@ -109,7 +118,7 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
         config.num_steps = 1500
         config.learning_rate = 0.01
         config.learning_rate_ae = 0.001
-        config.model = ml_collections.ConfigDict(
+        config.model.update(
             {"init_std": 0.05, "conv_features": (16, 32, 64), "fc_features": (512, 512)}
         )
         config.tolerances = (0.0025, 0.005, 0.0075)

@@ -14,7 +14,13 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "deepwarp.py"
 TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
-TINY = ["--sizes=3x6x7x3,2x5x4x1", "--calls=2", "--repeats=1", "--warmup=0"]
+TINY = [
+    "--sizes=3x6x7x3,2x5x4x1",
+    "--calls=2",
+    "--repeats=1",
+    "--warmup=0",
+    "--model-batches=2",
+]
 ROW = r"^{size}\s+{mode}\s+{implementation}.*?\s(\d+\.\d+)\s+(\d+\.\d+)\s"
 
 
@@ -70,6 +76,13 @@ def test_jax_only_run_reports_both_implementations_and_the_skipped_comparison(tm
     ]
     assert len(report["ratios"]) == 4 and "skipped" in report["torch"]
     assert not report["compared"]
+    # The inference row: ms per batch of 2 crops and crops/s of the CFW+LCM network.
+    model = re.search(r"^cfw_lcm\s+2\s+cpu\s+(\d+\.\d+)\s+(\d+\.\d+)", result.stdout, re.M)
+    assert model, result.stdout
+    assert [(r["variant"], r["batch"]) for r in report["model"]] == [("cfw_lcm", 2)]
+    assert report["model"][0]["crops_per_s"] == pytest.approx(
+        2e3 / report["model"][0]["ms_per_batch"]
+    )
 
 
 def test_torch_grid_sample_matches_bilinear_warp_and_is_timed(tmp_path):
