@@ -47,6 +47,16 @@ def test_shard_batch_splits_leading_axis_over_devices():
     np.testing.assert_array_equal(np.asarray(sharded), x)
 
 
+def test_shard_batch_reshards_device_arrays_in_place():
+    mesh = parallel.data_mesh()
+    x = jax.numpy.arange(16 * 3, dtype=np.float32).reshape(16, 3)  # made on one device
+    sharded = parallel.shard_batch({"x": x}, mesh)["x"]
+    assert {s.data.shape for s in sharded.addressable_shards} == {(2, 3)}
+    np.testing.assert_array_equal(np.asarray(sharded), np.asarray(x))
+    with pytest.raises(ValueError, match="multiple of 8"):
+        parallel.shard_batch({"x": jax.numpy.zeros((12, 3))}, mesh)
+
+
 def test_batch_not_divisible_by_devices_is_a_clear_error():
     mesh = parallel.data_mesh()
     with pytest.raises(ValueError, match="multiple of 8"):

@@ -127,19 +127,17 @@ def shard_batch(batch: Any, mesh: Mesh) -> Any:
     local_devices = len(mesh.local_devices)
 
     def put(x: Any) -> jax.Array:
-        if isinstance(x, jax.Array) and jax.process_count() == 1:
-            if x.ndim == 0 or x.shape[0] % local_devices:
-                raise ValueError(
-                    f"a batch array of shape {x.shape} does not split over {local_devices} devices"
-                )
-            return jax.device_put(x, sharding)  # made on the device: no round trip via host
-        x = np.asarray(x)
+        on_device = isinstance(x, jax.Array) and jax.process_count() == 1
+        if not on_device:
+            x = np.asarray(x)
         if x.ndim == 0 or x.shape[0] % local_devices:
             raise ValueError(
                 f"a batch array of shape {x.shape} does not split over this process's "
                 f"{local_devices} devices: its leading dimension must be a multiple of "
                 f"{local_devices}"
             )
+        if on_device:  # made on the device: resharded there, no round trip via the host
+            return jax.device_put(x, sharding)
         return jax.make_array_from_process_local_data(sharding, x)
 
     return jax.tree.map(put, batch)
