@@ -259,7 +259,17 @@ def train_network(
     head = HEADS[model]
     ae = model == "n4_ae"
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), member)
-    state = n4fields.init(key, net, head=head, channel_mean=n4fields.channel_mean(train.images))
+    bias = None
+    if head != "code" and config.prior_bias:  # start the sigmoid at the boundary rate
+        rate = float(np.clip(np.mean([a.mean() for a in train.annotations]), 1e-4, 0.5))
+        bias = float(np.log(rate / (1 - rate)))
+    state = n4fields.init(
+        key,
+        net,
+        head=head,
+        channel_mean=n4fields.channel_mean(train.images),
+        output_bias=bias,
+    )
     parallel.local_batch_size(config.batch_size, mesh)  # fails early on an uneven split
     options = dict(rotation=config.rotation, flip=config.flip, annotator=config.annotator)
     # the device sampler where it can: the AE targets need the segmentations (numpy)

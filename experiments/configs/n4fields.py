@@ -80,6 +80,7 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
     config.learning_rate = 0.01  # thesis: 0.1 with sigma 0.01 (see the module docstring)
     config.learning_rate_ae = 1e-3  # the pairwise encoding "demands smaller initial" rate
     config.learning_rate_baselines = 0.0  # CNN-central / CNN-patch; 0: learning_rate
+    config.prior_bias = True  # baselines' output bias starts at the log-odds of the edge rate
     config.momentum = 0.9
     config.anneal_at = (0.6, 0.85)
     config.anneal_factor = 0.1

@@ -107,3 +107,15 @@ def test_anneal_at_divides_the_rate_at_fixed_fractions_of_the_run():
     assert rates[80] == pytest.approx(0.001) and rates[99] == pytest.approx(0.001)
     with pytest.raises(ValueError, match="fractions"):
         n4fields.train.make_optimizer(ml_collections.ConfigDict({**config, "anneal_at": (1.5,)}))
+
+
+def test_output_bias_starts_the_baselines_at_the_prior():
+    config = _config()
+    state = n4fields.init(prng_key(), config, head="patch", output_bias=-3.0)
+    np.testing.assert_array_equal(np.asarray(state.params["output"]["bias"]), np.full(256, -3.0))
+    fresh = n4fields.init(prng_key(), config, head="patch")
+    assert not np.any(np.asarray(fresh.params["output"]["bias"]))
+    for name in ("conv1", "fc1"):  # nothing else moves
+        np.testing.assert_array_equal(
+            np.asarray(state.params[name]["kernel"]), np.asarray(fresh.params[name]["kernel"])
+        )

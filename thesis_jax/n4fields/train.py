@@ -115,12 +115,22 @@ def init(
     *,
     head: str | None = None,
     channel_mean: Sequence[float] | None = None,
+    output_bias: float | None = None,
 ) -> TrainState:
-    """A fresh TrainState; `head` and `channel_mean` override `config.head` / `.channel_mean`."""
+    """A fresh TrainState; `head` and `channel_mean` override `config.head` / `.channel_mean`.
+
+    `output_bias` starts every output's bias there instead of at 0: for the CNN baselines the
+    log-odds of the boundary rate, so that the sigmoid starts at the prior instead of 0.5 and
+    the first steps do not spend themselves (and the ReLUs) pushing 256 logits down.
+    """
     arch = make_architecture(config, head=head, channel_mean=channel_mean)
     model = N4Net(arch)
     params_rng, state_rng = jax.random.split(rng)
     params = init_params(params_rng, arch)
+    if output_bias is not None:
+        output = dict(params["output"])
+        output["bias"] = jnp.full_like(output["bias"], output_bias)
+        params = {**params, "output": output}
     hparams = Hparams(arch=arch, max_norm=float(config.get("max_norm", 1.0)))
     if hparams.max_norm:
         params = max_norm_projection(params, hparams.max_norm)
