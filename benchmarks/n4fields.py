@@ -11,7 +11,7 @@ What is measured:
   (`--committee`), each with its own dictionary. The thesis reports 6 s per image for the
   latter on its GPU. The networks are freshly initialised `Architecture()`s (`--narrow`: fewer
   filters, for tests) with the channel mean of the dictionary images: the time does not depend
-  on the weights (`--export=checkpoints/n4fields_bsds.msgpack` times the trained committee
+  on the weights (`--export=runs/n4fields/bsds/n4/export.msgpack` times the trained committee
   instead). Each dictionary holds `--dictionary-size` T (100,000 by default, as the
   thesis) codes of patches `sample_patches` draws from `--train-images` procedural training
   images (no rotation or flip), built with `build_dictionary` before timing; for "exact" the
@@ -284,7 +284,7 @@ def main() -> int:
     parser.add_argument(
         "--export",
         default="",
-        help="time a trained committee (e.g. checkpoints/n4fields_bsds.msgpack) instead of "
+        help="time a trained committee (a run's <workdir>/n4/export.msgpack) instead of "
         "fresh networks; its size replaces --committee",
     )
     parser.add_argument("--bench-images", type=int, default=8)

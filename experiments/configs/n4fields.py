@@ -19,9 +19,9 @@ thesis anneals the rate "when the validation error reaches its plateau"; here it
 schedule); the validation error is logged for every model (fig. 3.6). The thesis's initial
 weights (sigma 0.01) and rate (0.1) hardly move the network on `shapes` within a CPU budget;
 every preset uses sigma 0.05 and rate 0.01 instead, which train the code head in a few hundred
-steps and gave checkpoints/n4fields_bsds.msgpack (BSDS500 val ODS .682 after 5000 steps per
-network). `shapes` gives the CNN baselines rate 0.05: their sparse targets keep them at the
-edge-rate prior for the whole run at 0.01.
+steps and gave BSDS500 val ODS .682 after 5000 steps per network. `shapes` gives the CNN
+baselines rate 0.05: their sparse targets keep them at the edge-rate prior for the whole run
+at 0.01.
 """
 
 import ml_collections

@@ -1,10 +1,9 @@
-"""save_export / load_export, and the trained committees shipped in checkpoints/."""
+"""save_export / load_export: a committee, its architecture and its PCA in one file."""
 
 import jax
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
 from tests.n4fields import tiny
 from thesis_jax import n4fields
 
@@ -26,16 +25,3 @@ def test_export_round_trips_parameters_architecture_and_pca(tmp_path, shapes_dat
         assert loaded_pca.shape == pca.shape
     with pytest.raises(FileNotFoundError, match="no exported model"):
         n4fields.load_export(str(tmp_path / "missing.msgpack"))
-
-
-@pytest.mark.parametrize(
-    ("name", "members"), [("n4fields_bsds.msgpack", 3), ("n4fields_drive.msgpack", 1)]
-)
-def test_shipped_checkpoints_load_as_thesis_networks(name, members):
-    params, arch, pca = n4fields.load_export(str(ROOT / "checkpoints" / name))
-    assert len(params) == members
-    assert arch.head == "code" and arch.conv_features == (32, 64, 128) and arch.in_channels == 3
-    assert pca.dim == 16 and pca.shape == (16, 16)
-    codes = n4fields.predict(params[0], np.zeros((2, 34, 34, 3), np.float32),
-                             apply_fn=n4fields.N4Net(arch).apply)  # fmt: skip
-    assert codes.shape == (2, 16) and np.all(np.isfinite(codes))

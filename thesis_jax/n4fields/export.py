@@ -5,7 +5,7 @@ from the training images, `experiments.n4fields.build_dictionaries`); `load_expo
 back. The format is flax's msgpack of {"arch": JSON of the `Architecture`, "params": {"0": ...,
 "1": ...}, "pca": {mean, components, variance, shape}}.
 
-    params, arch, pca = load_export("checkpoints/n4fields_bsds.msgpack")
+    params, arch, pca = load_export("runs/n4fields/bsds/n4/export.msgpack")
     edges = predict_edges(params, image, dictionaries, arch=arch, scales=(0.5, 1.0, 2.0))
 """
 
