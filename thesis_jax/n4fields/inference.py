@@ -248,6 +248,22 @@ def _members(params: Any, dictionary: Any = None) -> list[tuple[Any, Any]]:
     return list(zip(params, dictionary, strict=True))
 
 
+def _committee_average(
+    members: list[tuple[Any, Any]],
+    image: jax.Array | np.ndarray,
+    scales: Sequence[float],
+    member_map: Callable[[Any, Any, jax.Array], jax.Array],
+) -> np.ndarray:
+    """The mean over `scales` (sec. 3.3.3) of the committee's mean `member_map(params,
+    dictionary, image at that scale)`, clipped to [0, 1]: (H, W) float32."""
+
+    def one_scale(img: jax.Array) -> jax.Array:
+        maps = [member_map(p, d, img) for p, d in members]
+        return sum(maps) / len(maps)
+
+    return np.clip(np.asarray(multiscale(one_scale, image, scales)), 0.0, 1.0)
+
+
 def predict_edges(
     params: Any,
     image: jax.Array | np.ndarray,
@@ -276,22 +292,12 @@ def predict_edges(
     """
     if arch.head != "code":
         raise ValueError(f"predict_edges needs the 'code' head, got {arch.head!r}")
-    members = _members(params, dictionary)
 
-    def one_scale(img: jax.Array) -> jax.Array:
-        maps = [
-            transfer_annotations(
-                dense_outputs(p, img, arch=arch, stride=stride, block_rows=block_rows),
-                d,
-                img.shape[:2],
-                stride=stride,
-                method=method,
-            )
-            for p, d in members
-        ]
-        return sum(maps) / len(maps)
+    def member_map(p: Any, d: Dictionary, img: jax.Array) -> jax.Array:
+        codes = dense_outputs(p, img, arch=arch, stride=stride, block_rows=block_rows)
+        return transfer_annotations(codes, d, img.shape[:2], stride=stride, method=method)
 
-    return np.clip(np.asarray(multiscale(one_scale, image, scales)), 0.0, 1.0)
+    return _committee_average(_members(params, dictionary), image, scales, member_map)
 
 
 def _upsample_grid(values: jax.Array, image_shape: tuple[int, int], stride: int) -> jax.Array:
@@ -318,22 +324,12 @@ def predict_central(
     committee (a list of parameters). Returns (H, W) in [0, 1]."""
     if arch.head != "central":
         raise ValueError(f"predict_central needs the 'central' head, got {arch.head!r}")
-    members = _members(params)
 
-    def one_scale(img: jax.Array) -> jax.Array:
-        maps = [
-            _upsample_grid(
-                jax.nn.sigmoid(
-                    dense_outputs(p, img, arch=arch, stride=stride, block_rows=block_rows)[..., 0]
-                ),
-                img.shape[:2],
-                stride,
-            )
-            for p, _ in members
-        ]
-        return sum(maps) / len(maps)
+    def member_map(p: Any, _: Any, img: jax.Array) -> jax.Array:
+        logits = dense_outputs(p, img, arch=arch, stride=stride, block_rows=block_rows)
+        return _upsample_grid(jax.nn.sigmoid(logits[..., 0]), img.shape[:2], stride)
 
-    return np.clip(np.asarray(multiscale(one_scale, image, scales)), 0.0, 1.0)
+    return _committee_average(_members(params), image, scales, member_map)
 
 
 def predict_patch(
@@ -352,14 +348,10 @@ def predict_patch(
     size = arch.annotation_size
     if stride > size // 2:
         raise ValueError(f"stride {stride} > N/2 = {size // 2} would leave pixels uncovered")
-    members = _members(params)
 
-    def one_scale(img: jax.Array) -> jax.Array:
-        maps = []
-        for p, _ in members:
-            logits = dense_outputs(p, img, arch=arch, stride=stride, block_rows=block_rows)
-            probs = jax.nn.sigmoid(logits).reshape(*logits.shape[:2], size, size)
-            maps.append(paste_average(probs, tuple(img.shape[:2]), stride))
-        return sum(maps) / len(maps)
+    def member_map(p: Any, _: Any, img: jax.Array) -> jax.Array:
+        logits = dense_outputs(p, img, arch=arch, stride=stride, block_rows=block_rows)
+        probs = jax.nn.sigmoid(logits).reshape(*logits.shape[:2], size, size)
+        return paste_average(probs, tuple(img.shape[:2]), stride)
 
-    return np.clip(np.asarray(multiscale(one_scale, image, scales)), 0.0, 1.0)
+    return _committee_average(_members(params), image, scales, member_map)
