@@ -4,7 +4,8 @@ r"""DeepWarp experiments (thesis ch. 4): train the variants of sec. 4.4.3 and co
     python -m experiments.deepwarp --config=eyes_15 --config.variants="('ss','cfw_lcm')"
     python -m experiments.deepwarp --config=folder --config.data_dir=DIR
 
-Writes into the workdir: one subfolder per variant (checkpoints, metrics.jsonl), `results.md`
+Writes into the workdir: one subfolder per variant (checkpoints, metrics.jsonl, export.msgpack:
+the trained model for inference, e.g. `experiments.gaze --checkpoint`), `results.md`
 (held-out MSE of every variant beside the identity baseline), `results.json`,
 `sorted_errors.png` (fig. 4.6), `error_by_angle.png` (fig. 4.7), `examples.png` (input, each
 variant's output, ground truth; fig. 4.8) and `redirect.png` (held-out eyes redirected over a
@@ -49,6 +50,7 @@ def load_pairs(config: ml_collections.ConfigDict) -> tuple[eyes.EyePairs, eyes.E
             fixed_angle=config.fixed_angle or None,
             margin=config.margin,
             size=size,
+            appearance=config.get("appearance", "default"),
         )
         train = eyes.generate_eye_pairs(
             config.train_pairs,
@@ -285,6 +287,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         if run.interrupted:
             return None
         states[variant] = run.state
+        if jax.process_index() == 0:
+            deepwarp.save_export(
+                os.path.join(workdir, variant, "export.msgpack"),
+                run.state.params,
+                run.state.model_state,
+                deepwarp.Architecture.from_config(exp.variant_config(variant)),
+            )
     return write_report(exp, states, workdir)
 
 

@@ -3,6 +3,7 @@
     python -m experiments.deepwarp                     # eyes: offline, procedural
     python -m experiments.deepwarp --config=eyes_15    # fig. 4.6: one 15-degree correction
     python -m experiments.deepwarp --config=eyes_2d    # sec. 4.4.5: 2-D redirection
+    python -m experiments.deepwarp --config=eyes_varied  # the model for real photos (gaze)
     python -m experiments.deepwarp --config=folder --config.data_dir=/path/to/captures
 
 Each run trains every variant in `config.variants` (sec. 4.4.3: ss, ms, cfw, cfw_lcm) on the
@@ -16,7 +17,7 @@ presets use the thesis's batch. Layer widths are ours (fig. 4.10 is not in the t
 
 import ml_collections
 
-PRESETS = ("eyes", "eyes_15", "eyes_2d", "folder")
+PRESETS = ("eyes", "eyes_15", "eyes_2d", "eyes_varied", "folder")
 
 
 def get_config(preset: str = "eyes") -> ml_collections.ConfigDict:
@@ -82,6 +83,20 @@ def get_config(preset: str = "eyes") -> ml_collections.ConfigDict:
         config.two_d = True
         config.angle_dims = 2
         config.variants = ("cfw", "cfw_lcm")
+    elif preset == "eyes_varied":
+        # CFW + LCM on the renderer's "varied" appearance: the model `experiments.gaze` uses
+        # on real photos (its float16 export ships in thesis_jax/deepwarp/assets/).
+        config.appearance = "varied"  # eyes.generate_eye_pairs(appearance=...); default "default"
+        config.variants = ("cfw_lcm",)
+        config.num_steps = 3000
+        config.batch_size = 32
+        config.hard_per_bin = 2
+        config.train_pairs = 30_000
+        config.train_identities = 600
+        config.test_pairs = 1000
+        config.log_every = 100
+        config.eval_every = 1000
+        config.checkpoint_every = 500
     elif preset == "folder":
         config.dataset = "folder"
         config.variants = ("cfw_lcm",)

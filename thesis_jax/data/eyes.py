@@ -103,9 +103,12 @@ YAW_SPREAD = 10.0
 """For vertical-only pairs, the shared yaw is uniform in [-YAW_SPREAD, YAW_SPREAD]."""
 HARD_TILT = 8.0
 """Sec. 4.4.2: a sample is "hard" when its tilt is at least this (degrees)."""
+APPEARANCES = ("default", "varied")
+"""`appearance` of the renderer: "default" (the recorded results) or "varied" (for real photos)."""
 
 _IDENTITY_SALT = 0x3E7E5
 _NUISANCE_SALT = 0x9A2E
+_VARIED_SALT = 0x7A41
 _CHUNK = 32
 _LANDMARK_FRACTIONS = (1.0, 2.0 / 3.0, 1.0 / 3.0, 0.0, 1.0 / 3.0, 2.0 / 3.0)
 _UPPER = (False, True, True, False, False, False)
@@ -355,6 +358,11 @@ def landmark_tilt(landmarks: ArrayLike) -> np.ndarray:
         diff.reshape(*diff.shape[:-3], n * n, 2), (i * n + j)[..., None, None], axis=-2
     )[..., 0, :]
     return np.degrees(np.arctan2(np.abs(delta[..., 1]), np.abs(delta[..., 0])))
+
+
+def _check_appearance(appearance: str) -> None:
+    if appearance not in APPEARANCES:
+        raise ValueError(f"unknown appearance {appearance!r}; choose one of {APPEARANCES}")
 
 
 def _check_size(size: tuple[int, int]) -> tuple[int, int]:
@@ -852,6 +860,107 @@ def _shade(
     return image, opening
 
 
+def _vary_identities(identity: dict[str, np.ndarray], ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The "varied" appearance of each identity: a pure function of the integer id.
+
+    Widens what real photos show and the default renderer does not: narrow and wide openings,
+    larger irises, greyer or redder sclerae, light to heavy lashes and eye make-up, deeper
+    creases and dark circles, skin tones beyond the four anchors.
+    """
+    rows_by_id = {}
+    for value in np.unique(ids):
+        uniform = np.random.default_rng([_VARIED_SALT, 0, int(value)]).uniform
+        rows_by_id[int(value)] = {
+            "upper_height": uniform(0.15, 0.31),
+            "lower_height": uniform(0.08, 0.16),
+            "iris_radius": uniform(0.18, 0.25),
+            "sclera_scale": uniform(0.75, 1.0),
+            "redness": uniform(0.05, 0.5),
+            "lash_length": uniform(0.02, 0.15),
+            "lash_darkness": uniform(0.3, 1.0),
+            "crease_depth": uniform(0.0, 0.4),
+            "dark_circle": uniform(0.0, 0.35),
+            "skin_gain": uniform(0.75, 1.15) * uniform(0.95, 1.05, 3),
+            "lid_shadow": uniform(0.55, 1.0) if uniform() < 0.3 else 1.0,
+        }
+    unique, inverse = np.unique(ids, return_inverse=True)
+    rows = [rows_by_id[int(value)] for value in unique]
+    out = dict(identity)
+    for key in ("upper_height", "lower_height", "iris_radius", "redness", "lash_length",
+                "lash_darkness", "crease_depth", "dark_circle"):  # fmt: skip
+        out[key] = np.array([row[key] for row in rows])[inverse]
+    sclera = np.array([row["sclera_scale"] for row in rows])[inverse]
+    out["sclera"] = identity["sclera"] * sclera[:, None]
+    skin = identity["skin"] * np.stack([row["skin_gain"] for row in rows])[inverse]
+    out["skin"] = np.clip(skin, 0.04, 1.0)
+    shadow = np.array([row["lid_shadow"] for row in rows])[inverse]
+    out["lid_tint"] = identity["lid_tint"] * shadow[:, None]
+    return out
+
+
+def _draw_varied(draw: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample "varied" nuisance and camera from uniform draws (n, 14): lighting, glints,
+    defocus, and the camera's blur, contrast, gamma, saturation, white balance and noise."""
+
+    def between(column: int, low: float, high: float) -> np.ndarray:
+        return low + (high - low) * draw[:, column]
+
+    return {
+        "intensity": between(0, 0.5, 1.2),
+        "ambient": between(1, 0.25, 0.7),
+        "glint": np.where(draw[:, 2] < 0.2, 0.0, between(3, 0.3, 1.0)),
+        "blur": between(4, 1.0, 2.5),
+        "camera_blur": between(5, 0.0, 1.2) ** 1.5,
+        "contrast": between(6, 0.7, 1.1),
+        "gamma": between(7, 0.8, 1.25),
+        "saturation": between(8, 0.6, 1.15),
+        "white_balance": np.stack(
+            [between(9, 0.9, 1.1), np.ones(len(draw)), between(10, 0.9, 1.1)], axis=-1
+        ),
+        "brightness": between(11, -0.06, 0.06),
+        "noise": between(12, 0.004, 0.025),
+        "greyscale": (draw[:, 13] < 0.1).astype(np.float64),
+    }
+
+
+def _varied_nuisance(
+    nuisance: dict[str, np.ndarray], draw: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(renderer nuisance with the varied lighting, camera parameters for `_camera`)."""
+    varied = _draw_varied(draw)
+    renderer = dict(nuisance)
+    for key in ("intensity", "ambient", "glint", "blur"):
+        renderer[key] = varied.pop(key)
+    renderer["glint2"] = nuisance["glint2"] * (renderer["glint"] > 0)
+    return renderer, varied
+
+
+def _camera(
+    images: np.ndarray, camera: dict[str, np.ndarray], noise: np.random.Generator
+) -> np.ndarray:
+    """The "varied" camera on rendered images (B, h, w, 3): blur (sigma in output pixels),
+    contrast about mid-grey, gamma, saturation, white balance, brightness, optional greyscale,
+    then zero-mean uniform sensor noise; clipped to [0, 1]."""
+    from scipy import ndimage
+
+    out = np.empty_like(images)
+    for i, image in enumerate(images):
+        sigma = float(camera["camera_blur"][i])
+        if sigma > 0.05:
+            image = ndimage.gaussian_filter(image, (sigma, sigma, 0), mode="nearest")
+        image = np.clip(image, 0, 1) ** np.float32(camera["gamma"][i])
+        grey = image @ np.array([0.299, 0.587, 0.114], np.float32)
+        image = grey[..., None] + np.float32(camera["saturation"][i]) * (image - grey[..., None])
+        if camera["greyscale"][i]:
+            image = np.repeat(grey[..., None], 3, axis=-1)
+        image = 0.5 + np.float32(camera["contrast"][i]) * (image - 0.5)
+        image = image * camera["white_balance"][i].astype(np.float32)
+        out[i] = image + np.float32(camera["brightness"][i])
+    grain = noise.random(out.shape, np.float32) - 0.5
+    out += grain * (camera["noise"] * 12**0.5).astype(np.float32)[:, None, None, None]
+    return np.clip(out, 0, 1, out=out)
+
+
 def _render_grid(
     scene: dict[str, np.ndarray],
     xs: np.ndarray,
@@ -905,6 +1014,7 @@ def render_eye(
     noise_seed: int | None = None,
     size: tuple[int, int] = RENDER_SIZE,
     return_mask: bool = False,
+    appearance: str = "default",
 ) -> tuple[np.ndarray, ...]:
     """Renders left-eye regions with known gaze and landmarks (the data of sec. 4.3.1, 4.4.1).
 
@@ -924,6 +1034,8 @@ def render_eye(
         from this seed.
       size: (W, H) of the images; the corner distance R is about W / 2.
       return_mask: also return the coverage of the eye opening (the visible eyeball).
+      appearance: "default", or "varied" (wider appearance, lighting and camera ranges: blur,
+        contrast, gamma, saturation, white balance, noise; see `generate_eye_pairs`).
 
     Returns:
       images (..., H, W, 3) float32 in [0, 1], landmarks (..., 7, 2) float32 (x, y) image pixels
@@ -943,16 +1055,31 @@ def render_eye(
         raise ValueError("pitch, yaw and roll must be finite")
     if np.any(np.abs(pitch_flat) >= 80) or np.any(np.abs(yaw_flat) >= 80):
         raise ValueError("|pitch| and |yaw| must be below 80 degrees")
+    _check_appearance(appearance)
     nuisance_params = _nuisance_for_seeds(seeds)
+    looks = _identity_params(ids)
+    camera = None
+    if appearance == "varied":
+        looks = _vary_identities(looks, ids)
+        draws = np.concatenate(
+            [np.random.default_rng([_VARIED_SALT, 1, int(s)]).random((1, 14)) for s in seeds]
+        )
+        nuisance_params, camera = _varied_nuisance(nuisance_params, draws)
     if roll is not None:
         nuisance_params["roll"] = roll_flat
-    scene = _scene(_identity_params(ids), nuisance_params, pitch_flat, yaw_flat, (width, height))
+    scene = _scene(looks, nuisance_params, pitch_flat, yaw_flat, (width, height))
     landmarks = _landmarks(scene)
     n = len(ids)
     xs = np.broadcast_to(np.arange(width, dtype=np.float32)[None, None, :], (n, 1, width))
     ys = np.broadcast_to(np.arange(height, dtype=np.float32)[None, :, None], (n, height, 1))
     noise = None if noise_seed is None else np.random.default_rng([_NUISANCE_SALT, 1, noise_seed])
-    images, masks = _render_grid(scene, xs, ys, np.ones(n), noise, with_masks=return_mask)
+    images, masks = _render_grid(
+        scene, xs, ys, np.ones(n), None if camera else noise, with_masks=return_mask
+    )
+    if camera is not None:
+        if noise is None:
+            camera["noise"] = np.zeros(n)
+        images = _camera(images, camera, noise or np.random.default_rng(0))
     out = (
         images.reshape(*shape, height, width, 3),
         landmarks.astype(np.float32).reshape(*shape, NUM_LANDMARKS, 2),
@@ -982,6 +1109,7 @@ def generate_eye_pairs(
     fixed_angle: float | None = None,
     margin: int = 3,
     size: tuple[int, int] = DEFAULT_CROP_SIZE,
+    appearance: str = "default",
 ) -> EyePairs:
     """Procedural training pairs for gaze redirection (sec. 4.3.1, 4.4.1, 4.4.5, 4.4.6).
 
@@ -1002,6 +1130,12 @@ def generate_eye_pairs(
       fixed_angle: every pair redirects vertically by exactly this angle (e.g. 15, sec. 4.4.3).
       margin: registration margin k (sec. 4.4.6); targets are (H + 2k) x (W + 2k).
       size: output (W, H).
+      appearance: "default" (the renderer the recorded results used) or "varied": per
+        identity, wider lid openings, iris sizes, sclera tones, lashes, make-up, creases and skin
+        tones; per pair, wider lighting, glints that may vanish, stronger defocus and a camera
+        (Gaussian blur, contrast, gamma, saturation, white balance, brightness, 10% greyscale,
+        noise up to 0.025), shared by input and target (the noise itself drawn per image). Meant
+        for models that must transfer to real photos (`thesis_jax.deepwarp.gaze`).
 
     Returns:
       EyePairs; angles are (vertical, horizontal) = target gaze - input gaze, positive
@@ -1043,18 +1177,29 @@ def generate_eye_pairs(
         horizontal = np.zeros(num_pairs, np.float32)
         yaw_in = stream(4).uniform(-YAW_SPREAD, YAW_SPREAD, num_pairs)
         yaw_out = yaw_in
-    appearance = _identity_params(chosen) if num_pairs else {}
+    _check_appearance(appearance)
+    looks = _identity_params(chosen) if num_pairs else {}
     nuisance = _draw_nuisance(stream(5), num_pairs)
     if num_pairs == 0:
         return _empty_pairs(width, height, margin)
-    scene_in = _scene(appearance, nuisance, pitch_in, yaw_in, RENDER_SIZE)
-    scene_out = _scene(appearance, nuisance, pitch_out, yaw_out, RENDER_SIZE)
+    camera = None
+    if appearance == "varied":
+        looks = _vary_identities(looks, chosen)
+        nuisance, camera = _varied_nuisance(nuisance, stream(8).random((num_pairs, 14)))
+    scene_in = _scene(looks, nuisance, pitch_in, yaw_in, RENDER_SIZE)
+    scene_out = _scene(looks, nuisance, pitch_out, yaw_out, RENDER_SIZE)
     image_landmarks = _landmarks(scene_in)
     box = eye_crop_box(image_landmarks, (width, height))
-    inputs, _ = _render_grid(scene_in, *_box_grid(box, width, height), stream(6))
     big = enlarge_box(box, margin, (width, height))
     big_grid = _box_grid(big, width + 2 * margin, height + 2 * margin)
-    targets, _ = _render_grid(scene_out, *big_grid, stream(7))
+    if camera is None:
+        inputs, _ = _render_grid(scene_in, *_box_grid(box, width, height), stream(6))
+        targets, _ = _render_grid(scene_out, *big_grid, stream(7))
+    else:
+        inputs, _ = _render_grid(scene_in, *_box_grid(box, width, height))
+        inputs = _camera(inputs, camera, stream(6))
+        targets, _ = _render_grid(scene_out, *big_grid)
+        targets = _camera(targets, camera, stream(7))
     return EyePairs(
         inputs=inputs,
         targets=targets,

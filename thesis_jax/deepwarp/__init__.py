@@ -8,6 +8,9 @@ Pure functions over pytrees:
                                                   hparams=...)
     out = deepwarp.predict(params, model_state, batch, apply_fn=...)   # out["output"], ["flow"]
     warped = deepwarp.bilinear_warp(image, flow)              # the sampler, with its own VJP
+    params, model_state, arch = deepwarp.load_export(path)    # a trained model, for inference
+
+Real photos and video (face landmarks, eye crops, paste-back): `thesis_jax.deepwarp.gaze`.
 """
 
 from thesis_jax.deepwarp.evaluation import (
@@ -19,6 +22,7 @@ from thesis_jax.deepwarp.evaluation import (
     save_triplets,
     sorted_normalized_errors,
 )
+from thesis_jax.deepwarp.export import Architecture, load_export, save_export
 from thesis_jax.deepwarp.losses import center_crop, l2_loss, registration_loss
 from thesis_jax.deepwarp.model import VARIANTS, DeepWarp, anchor_maps
 from thesis_jax.deepwarp.sampling import BinnedSampler
@@ -28,6 +32,7 @@ from thesis_jax.deepwarp.warp import bilinear_warp, bilinear_warp_reference
 __all__ = [
     "LOSSES",
     "VARIANTS",
+    "Architecture",
     "BinnedSampler",
     "DeepWarp",
     "Hparams",
@@ -38,6 +43,7 @@ __all__ = [
     "error_by_angle",
     "init",
     "l2_loss",
+    "load_export",
     "loss",
     "make_model",
     "plot_error_by_angle",
@@ -45,6 +51,7 @@ __all__ = [
     "predict",
     "redirection_errors",
     "registration_loss",
+    "save_export",
     "save_sweep",
     "save_triplets",
     "sorted_normalized_errors",
