@@ -33,6 +33,8 @@ def multihost_environment() -> str | None:
         return "openmpi"
     if "," in env.get("TPU_WORKER_HOSTNAMES", "") or env.get("MEGASCALE_COORDINATOR_ADDRESS"):
         return "cloud_tpu"
+    if env.get("THESIS_JAX_DISTRIBUTED", "").lower() in ("1", "true", "yes"):
+        return "requested"  # e.g. a TPU VM pod slice, which JAX finds through its metadata server
     return None
 
 
@@ -41,7 +43,9 @@ def initialize_distributed() -> bool:
 
     Must run before anything touches a JAX backend. With `JAX_COORDINATOR_ADDRESS`,
     `JAX_NUM_PROCESSES` and `JAX_PROCESS_ID` set, those are passed explicitly; under Slurm,
-    Open MPI and Cloud TPU, JAX reads the cluster itself. Returns True when initialised.
+    Open MPI and Cloud TPU, JAX reads the cluster itself. `THESIS_JAX_DISTRIBUTED=1` asks for
+    that auto-detection where no variable shows the launch (TPU VM pod slices started with
+    `gcloud compute tpus tpu-vm ssh --worker=all`). Returns True when initialised.
     """
     global _distributed_initialized
     if _distributed_initialized:
