@@ -43,6 +43,8 @@ $(PY):
 # One stamp per set of extras; reinstalled when pyproject.toml changes.
 $(VENV)/.installed-%: pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e ".[$(subst +,$(comma),$*)]"
+	@# MediaPipe's declared numpy<2 / protobuf<5 clash with jax and tensorflow (pyproject.toml, gaze)
+	@if [[ "+$*+" == *+gaze+* ]]; then $(PY) -m pip install -q --no-deps mediapipe==0.10.21; fi
 	@touch $@
 
 comma := ,
@@ -52,11 +54,11 @@ demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 
 # The PyTorch venv lets the benchmark's model-parity tests run; they skip (with the reason) if it
 # cannot be built.
-test: system-packages $(VENV)/.installed-tfds+mujoco+nn+dev
+test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
-test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+dev
+test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+dev
 	$(PY) -m pytest -q -m slow
 
 # PyTorch (CPU) for the comparison lives in its own venv: the CPU wheel on this kind of machine

@@ -1,0 +1,105 @@
+"""`python -m experiments.gaze` on a photo and a tiny video, and its error messages."""
+
+import cv2
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+from tests.experiments.binaries import run_module
+
+
+def face_frames(count: int) -> list[np.ndarray]:
+    """320 x 240 RGB frames around the astronaut's face, drifting 2 pixels per frame."""
+    image = skimage.data.astronaut()
+    return [image[10 + 2 * k : 250 + 2 * k, 70 + 2 * k : 390 + 2 * k] for k in range(count)]
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("gaze") / "astronaut.png"
+    Image.fromarray(skimage.data.astronaut()).save(path)
+    return str(path)
+
+
+def test_gaze_binary_corrects_a_video_keeping_frame_count_and_size(tmp_path):
+    source, output = tmp_path / "call.avi", tmp_path / "fixed.mp4"
+    frames = face_frames(6)
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))
+    writer.release()
+    run = run_module("experiments.gaze", f"--input={source}", f"--output={output}",
+                     "--angle=12", timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "6 frames" in run.stdout and "a face in 6" in run.stdout
+    capture = cv2.VideoCapture(str(output))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 320
+    assert int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 240
+    assert capture.get(cv2.CAP_PROP_FPS) == pytest.approx(10.0)
+    decoded = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        decoded.append(frame[..., ::-1])
+    assert len(decoded) == 6
+    # Lossy codecs: the frames come back close to the inputs away from the eyes.
+    assert np.abs(decoded[0][150:].astype(float) - frames[0][150:]).mean() < 8
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_gaze_binary_corrects_a_photo_only_around_the_eyes(tmp_path, photo):
+    output = tmp_path / "out.png"
+    run = run_module("experiments.gaze", f"--input={photo}", f"--output={output}",
+                     "--angle=10", timeout=600)  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    before = np.asarray(Image.open(photo))
+    after = np.asarray(Image.open(output))
+    assert after.shape == before.shape
+    rows, cols = np.nonzero(np.any(after != before, axis=-1))
+    assert len(rows) > 50  # the eyes moved
+    # Only inside the two eye boxes (astronaut's eyes: x 190-260, y 90-112).
+    assert rows.min() >= 88 and rows.max() <= 114 and cols.min() >= 188 and cols.max() <= 262
+
+
+def test_gaze_binary_several_faces_largest_by_default_or_all(tmp_path):
+    image = skimage.data.astronaut()[0:260, 100:360]
+    small = np.asarray(Image.fromarray(image).resize((200, 200)))
+    canvas = np.full((300, 520, 3), 128, np.uint8)
+    canvas[20:280, 0:260] = image
+    canvas[50:250, 300:500] = small
+    source = tmp_path / "two.png"
+    Image.fromarray(canvas).save(source)
+    changed, said = {}, {}
+    for faces in ("largest", "all"):
+        output = tmp_path / f"{faces}.png"
+        run = run_module("experiments.gaze", f"--input={source}", f"--output={output}",
+                         f"--faces={faces}", timeout=600)  # fmt: skip
+        assert run.returncode == 0, run.stderr[-3000:]
+        diff = np.any(np.asarray(Image.open(output)) != canvas, axis=-1)
+        changed[faces] = (diff[:, :280].any(), diff[:, 280:].any())
+        said[faces] = run.stdout
+    assert "2 faces" in said["largest"] and "--faces=all" in said["largest"]
+    assert changed["largest"] == (True, False)
+    assert changed["all"] == (True, True)
+
+
+def test_gaze_binary_errors_are_clear(tmp_path, photo):
+    garbage = tmp_path / "broken.jpg"
+    garbage.write_bytes(b"not an image at all" * 10)
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(blank)
+    cases = [
+        ([f"--input={garbage}"], "cannot read"),
+        ([f"--input={tmp_path / 'missing.jpg'}"], "no such file"),
+        ([f"--input={blank}", f"--output={tmp_path / 'b.png'}"], "no face found"),
+        ([f"--input={photo}", "--angle=45"], "--angle"),
+        ([f"--input={photo}", f"--checkpoint={tmp_path / 'nope'}"], "no DeepWarp model"),
+        ([f"--input={photo}", f"--output={tmp_path / 'out.mp4'}"], "an image needs"),
+    ]
+    for args, message in cases:
+        run = run_module("experiments.gaze", *args, timeout=300)
+        assert run.returncode == 1, (args, run.stderr[-2000:])
+        assert message in run.stderr, (args, run.stderr[-2000:])
+        assert "Traceback" not in run.stderr
