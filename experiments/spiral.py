@@ -5,9 +5,16 @@ r"""SPIRAL experiments (thesis ch. 6): train a painting (or scene-building) agen
     python -m experiments.spiral --config=celeba --config.data_dir=~/tensorflow_datasets
     python -m experiments.spiral --config=mnist_cond --config.renderer=libmypaint \
         --config.num_actors=8
+    python -m experiments.spiral --config=digits --config.distributed=True --config.num_actors=4
+    python -m experiments.spiral --config=digits --config.pbt_population=4 --config.pbt_rounds=5
 
 Renderers: `jax_paint` paints inside the jitted training step (one program for actors and both
 learners); `libmypaint` and `mujoco` run as host actors (`BatchedEnv`, `num_actors` processes).
+
+`--config.distributed=True` runs the system of fig. 6.2b on Ray instead (`thesis_jax.spiral.
+distributed`): `num_actors` CPU actors, a policy learner and a critic learner, on a local Ray
+instance or the cluster at `--config.ray_address`. `--config.pbt_population=N` trains N
+single-host instances under population-based training (app. A.3) in `workdir/member_<i>`.
 
 Writes into the workdir: checkpoints, `metrics.jsonl` (policy and critic losses, reward, l2 to the
 targets), `samples/step_NNNNNN.png` (targets beside reconstructions for conditional presets,
@@ -31,7 +38,7 @@ from absl import logging as absl_logging
 from thesis_jax import core
 from thesis_jax.core import parallel
 from thesis_jax.data.sampling import epoch_indices
-from thesis_jax.spiral import networks, train
+from thesis_jax.spiral import distributed, networks, pbt, train
 from thesis_jax.spiral.envs import spec
 
 _PRESETS = os.path.join(os.path.dirname(__file__), "configs", "spiral.py")
@@ -130,6 +137,24 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise core.ConfigError("the mujoco renderer paints colour: set --config.grayscale=False")
     if config.reward == "l2" and not config.conditional:
         raise core.ConfigError("the l2 reward needs targets: use it with conditional presets")
+    if config.off_policy not in train.OFF_POLICY:
+        raise core.ConfigError(
+            f"off_policy must be one of {train.OFF_POLICY}, got {config.off_policy!r}"
+        )
+    if config.distributed:
+        if config.num_actors < 1:
+            raise core.ConfigError("distributed training needs --config.num_actors >= 1")
+        if config.episodes_per_actor < 1 or config.batch_size % config.episodes_per_actor:
+            raise core.ConfigError(
+                f"episodes_per_actor ({config.episodes_per_actor}) must divide batch_size "
+                f"({config.batch_size})"
+            )
+        if config.pbt_population:
+            raise core.ConfigError(
+                "PBT members train single-host: drop --config.distributed or pbt_population"
+            )
+    if config.pbt_population == 1 or config.pbt_population < 0:
+        raise core.ConfigError("pbt_population must be 0 (off) or at least 2")
 
 
 def init_state(config: ml_collections.ConfigDict) -> train.SpiralState:
@@ -144,6 +169,7 @@ def init_state(config: ml_collections.ConfigDict) -> train.SpiralState:
         stroke_penalty=config.stroke_penalty,
         empty_penalty=config.empty_penalty,
         emd_weight=config.emd_weight,
+        off_policy=config.off_policy,
     )
     policy_config = networks.PolicyConfig(**config.policy.to_dict())
     channels = 1 if config.grayscale else 3
@@ -230,14 +256,27 @@ def l2_to_targets(finals: np.ndarray, targets: np.ndarray) -> dict[str, float]:
     }
 
 
+# No schedule depends on num_steps, so a run may be continued with a larger one; PBT changes
+# the policy's learning rate and entropy cost between rounds; the Ray layout is not the model.
+MAY_DIFFER = (
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "sample_every",
+    "num_steps",
+    "entropy_cost",
+    "policy_learning_rate",
+    "num_actors",
+    "ray_address",
+    "queue_batches",
+    "learner_gpus",
+    "pbt_parallel",
+)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.LoopResult:
     check_config(config)
-    # No schedule depends on num_steps, so a run may be continued with a larger one.
-    core.config.claim_workdir(
-        config,
-        workdir,
-        may_differ=("log_every", "eval_every", "checkpoint_every", "sample_every", "num_steps"),
-    )
+    core.config.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
     train_images, eval_images = load_targets(config)
     absl_logging.info(
         "%s: %d training targets, %d held out, %s renderer",
@@ -287,8 +326,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.
         metrics = {"ink": float(np.mean(trajectory.final_canvas < 0.5))}
         if config.conditional:
             metrics.update(l2_to_targets(trajectory.final_canvas, eval_images))
+        if config.reward == "critic":  # PBT's fitness (app. A.3)
+            metrics["critic_score"] = critic_score(state, trajectory.final_canvas, eval_images)
         return metrics
 
+    if config.distributed:
+        try:
+            result = _train_distributed(config, workdir, train_images, evaluate, samples)
+        finally:
+            actors.close()
+        return _finish(result, workdir)
     actors.latest = parallel.replicate(state, mesh)
     periodic = [core.Periodic(1, remember, at_end=False)] if actors.on_host else []
     periodic.append(core.Periodic(config.sample_every, samples))
@@ -310,10 +357,146 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.
         )
     finally:
         actors.close()
+    return _finish(result, workdir)
+
+
+def _finish(result: core.LoopResult, workdir: str) -> core.LoopResult:
     if jax.process_index() == 0 and not result.interrupted:
         summary = {"step": result.step, **result.eval_metrics}
         core.write_atomic(os.path.join(workdir, "results.json"), json.dumps(summary, indent=2))
         absl_logging.info("held-out %s; pictures in %s", summary, workdir)
+    return result
+
+
+def critic_score(state: train.SpiralState, images: np.ndarray, targets: np.ndarray) -> float:
+    """Mean D(x) (or D(x | target)) of `images` under the state's critic: PBT's fitness."""
+    condition = targets if state.hparams.conditional else None
+    scores = _jitted_critic(state.critic.apply_fn, state.critic.params, images, condition)
+    return float(np.mean(scores))
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _jitted_critic(apply_fn, params, images, condition):
+    return apply_fn(params, images, condition)
+
+
+def make_program(config: ml_collections.ConfigDict, targets: np.ndarray) -> distributed.Program:
+    """The picklable description of this experiment that Ray's workers rebuild it from."""
+    # Imported by name, so the functions pickle by reference even when this file is __main__.
+    from experiments import spiral
+
+    on_host = config.renderer != "jax_paint"
+    return distributed.Program(
+        init_state=functools.partial(spiral.init_state, config),
+        targets=targets,
+        paint_config=None if on_host else spiral.paint_config(config),
+        make_env=spiral.make_env_factory(config) if on_host else None,
+        batch_size=config.batch_size,
+        episodes_per_actor_step=config.episodes_per_actor,
+        seed=config.seed,
+    )
+
+
+def _train_distributed(config, workdir, train_images, evaluate, samples) -> core.LoopResult:
+    learner_gpus = config.learner_gpus
+    if learner_gpus < 0:
+        distributed.init_ray(
+            config.ray_address or None, max(os.cpu_count() or 1, config.num_actors + 2)
+        )
+        import ray
+
+        learner_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+    settings = distributed.Settings(
+        num_actors=config.num_actors,
+        queue_batches=config.queue_batches,
+        learner_gpus=learner_gpus,
+        chunk_steps=max(1, min(config.log_every, 50)),
+        ray_address=config.ray_address or None,
+    )
+    return distributed.train(
+        make_program(config, train_images),
+        settings,
+        num_steps=config.num_steps,
+        workdir=workdir,
+        log_every=config.log_every,
+        checkpoint_every=config.checkpoint_every,
+        keep_checkpoints=config.keep_checkpoints,
+        eval_fn=evaluate,
+        eval_every=config.eval_every,
+        periodic=[core.Periodic(config.sample_every, samples)],
+        desc=f"spiral/{config.preset}/ray",
+    )
+
+
+def pbt_fitness(config: ml_collections.ConfigDict):
+    """Discriminator score (app. A.3); with the l2 reward there is no critic: -l2."""
+    if config.reward == "critic":
+        return lambda metrics: metrics["critic_score"]
+    return lambda metrics: -metrics["l2"]
+
+
+def train_member(
+    config: ml_collections.ConfigDict, index: int, hyperparams, workdir: str, until: int
+) -> dict[str, float]:
+    """One PBT member trained to step `until` in `workdir` with `hyperparams` (picklable)."""
+    member = ml_collections.ConfigDict(config.to_dict())
+    member.pbt_population = 0
+    member.seed = config.seed + index
+    member.num_steps = until
+    member.eval_every = until  # evaluation (the fitness) at the end of the round
+    for name, value in hyperparams.items():
+        member[name] = float(value)
+    result = train_and_evaluate(member, workdir)
+    if result.interrupted:
+        raise KeyboardInterrupt(f"PBT member {index} was interrupted; rerun to resume")
+    return dict(result.eval_metrics)
+
+
+def run_pbt(config: ml_collections.ConfigDict, workdir: str) -> pbt.PopulationResult:
+    """Population-based training of `config.pbt_population` members (app. A.3).
+
+    Members start from log-uniform draws around the preset's entropy cost and policy learning
+    rate (x10^[-0.5, 0.5]); every `num_steps / pbt_rounds` steps the bottom `pbt_fraction`
+    copy the checkpoint of a top member and perturb its hyperparameters by 0.8 or 1.25.
+    Writes `workdir/pbt.jsonl`, `pbt.png` and `pbt.json` (the best member and its metrics).
+    """
+    from experiments import spiral
+
+    check_config(config)
+    if config.num_steps % config.pbt_rounds:
+        raise core.ConfigError(
+            f"num_steps ({config.num_steps}) must be a multiple of pbt_rounds ({config.pbt_rounds})"
+        )
+    core.config.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
+    rng = np.random.default_rng(config.seed)
+    names = pbt.SPIRAL_HYPERPARAMS
+    initial = [
+        {name: float(config[name] * 10 ** rng.uniform(-0.5, 0.5)) for name in names}
+        for _ in range(config.pbt_population)
+    ]
+    if config.pbt_parallel:
+        distributed.init_ray(config.ray_address or None)
+    result = pbt.run_population(
+        functools.partial(spiral.train_member, config),
+        initial,
+        workdir,
+        rounds=config.pbt_rounds,
+        round_steps=config.num_steps // config.pbt_rounds,
+        fitness=pbt_fitness(config),
+        seed=config.seed,
+        fraction=config.pbt_fraction,
+        bounds={"entropy_cost": (1e-5, 1.0), "policy_learning_rate": (1e-6, 1e-2)},
+        parallel=config.pbt_parallel,
+    )
+    if jax.process_index() == 0:
+        summary = {
+            "best_member": result.best,
+            "fitness": result.fitness,
+            "hyperparams": result.hyperparams,
+            "plot": pbt.plot_population(result.history, os.path.join(workdir, "pbt.png")),
+        }
+        core.write_atomic(os.path.join(workdir, "pbt.json"), json.dumps(summary, indent=2))
+        absl_logging.info("PBT done: best member %d, %s", result.best, summary)
     return result
 
 
@@ -429,7 +612,10 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
 
 
 def main(config: ml_collections.ConfigDict, workdir: str) -> None:
-    train_and_evaluate(config, workdir)
+    if config.pbt_population:
+        run_pbt(config, workdir)
+    else:
+        train_and_evaluate(config, workdir)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ def _base() -> ml_collections.ConfigDict:
 
     # Renderer: "jax_paint" (inside the jitted step), "libmypaint" or "mujoco" (host actors).
     config.renderer = "jax_paint"
-    config.num_actors = 0  # worker processes for host renderers (0: in this process)
+    # Host renderers: worker processes (0: in this process). Distributed: the number of actors.
+    config.num_actors = 0
     config.canvas_size = 64
     config.grid_size = 32
     config.episode_length = 20
@@ -66,6 +67,19 @@ def _base() -> ml_collections.ConfigDict:
         }
     )
     config.critic_channels = (64, 128, 256, 512)
+
+    # Distributed training on Ray (sec. 6.3.4, fig. 6.2b): actors, a policy and a critic learner.
+    config.distributed = False
+    config.ray_address = ""  # "": a local Ray instance; "auto" or host:port: a running cluster
+    config.episodes_per_actor = 8  # episodes an actor paints per push (divides batch_size)
+    config.queue_batches = 4  # trajectory queue capacity in policy batches
+    config.learner_gpus = -1.0  # GPUs per learner; -1: 1 if the cluster has GPUs, else 0
+    config.off_policy = "none"  # or "vtrace": importance-weight episodes of older policies
+    # Population-based training (app. A.3): explores entropy_cost and policy_learning_rate.
+    config.pbt_population = 0  # 0: no PBT; the thesis used 12
+    config.pbt_rounds = 10  # num_steps is split into this many rounds
+    config.pbt_fraction = 0.25  # the bottom quarter copies the top quarter
+    config.pbt_parallel = True  # members of a round run as Ray tasks (False: one by one)
 
     config.log_every = 50
     config.sample_every = 1000  # image grids (and the episode GIF) every this many steps

@@ -131,11 +131,11 @@ def test_nan_loss_stops_with_a_clear_error(tmp_path):
 
 def test_a_stop_request_no_step_could_honour_is_passed_on_to_the_caller(tmp_path):
     """Ctrl-C while a finished run is resumed must stop the program, not start the next run."""
-    from thesis_jax.core.loop import _StopRequests
+    from thesis_jax.core.loop import StopRequests
 
-    with pytest.raises(KeyboardInterrupt), _StopRequests():
+    with pytest.raises(KeyboardInterrupt), StopRequests():
         signal.raise_signal(signal.SIGINT)
-    with _StopRequests() as stop:  # the loop stopped because of it: nothing is passed on
+    with StopRequests() as stop:  # the loop stopped because of it: nothing is passed on
         signal.raise_signal(signal.SIGINT)
         stop.consumed = True
     train(toy.init_state(), toy.update, toy.batch_fn, num_steps=3, workdir=str(tmp_path))

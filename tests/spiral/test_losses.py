@@ -279,3 +279,49 @@ def test_l2_reward_and_critic_reward_signs():
     value, grad = jax.jit(jax.value_and_grad(reward_sum))(scores)
     np.testing.assert_allclose(value, 1.0)
     np.testing.assert_array_equal(grad, 0.0)
+
+
+@TRANSFORMS
+def test_vtrace_on_policy_is_the_monte_carlo_return(transform):
+    rng = np.random.default_rng(3)
+    rewards = rng.normal(size=(5, 4)).astype(np.float32)
+    values = rng.normal(size=(5, 4)).astype(np.float32)
+    log_probs = rng.normal(size=(5, 4)).astype(np.float32)
+    out = transform(losses.vtrace)(log_probs, log_probs, rewards, values)
+    returns = np.cumsum(rewards[::-1], axis=0)[::-1]
+    np.testing.assert_allclose(out.targets, returns, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.pg_advantages, returns - values, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.rhos, 1.0, rtol=1e-6)
+
+
+def test_vtrace_matches_a_hand_computed_two_step_case():
+    # T = 2, one episode: r = (0, 1), V = (0.5, 0.2), ratios pi/mu = (2, 0.5), clipping at 1.
+    mu = np.log(np.array([[0.2], [0.4]], np.float32))
+    pi = np.log(np.array([[0.4], [0.2]], np.float32))
+    rewards = np.array([[0.0], [1.0]], np.float32)
+    values = np.array([[0.5], [0.2]], np.float32)
+    out = losses.vtrace(mu, pi, rewards, values, discount=0.9)
+    # t = 1: rho = c = 0.5; delta = 0.5 (1 + 0 - 0.2) = 0.4; v_1 = 0.2 + 0.4 = 0.6
+    # t = 0: rho = c = 1 (clipped); delta = 0 + 0.9 * 0.2 - 0.5 = -0.32;
+    #        v_0 = 0.5 - 0.32 + 0.9 * 1 * (0.6 - 0.2) = 0.54
+    np.testing.assert_allclose(out.targets[:, 0], [0.54, 0.6], rtol=1e-5)
+    # A_0 = 1 * (0 + 0.9 * 0.6 - 0.5) = 0.04; A_1 = 0.5 * (1 + 0 - 0.2) = 0.4
+    np.testing.assert_allclose(out.pg_advantages[:, 0], [0.04, 0.4], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out.rhos[:, 0], [2.0, 0.5], rtol=1e-5)
+
+
+def test_a2c_loss_uses_the_given_policy_gradient_advantages():
+    log_probs = jnp.array([[0.1, -0.2]])
+    values = jnp.zeros((1, 2))
+    returns = jnp.ones((1, 2))
+    entropy = jnp.zeros((1, 2))
+    advantages = jnp.array([[2.0, -3.0]])
+
+    def policy_term(lp):
+        loss, _ = losses.a2c_loss(
+            lp, values, returns, entropy, entropy_cost=0.0, pg_advantages=advantages
+        )
+        return loss
+
+    # d/d log_prob of -mean_b sum_t lp * A = -A / B
+    np.testing.assert_allclose(jax.grad(policy_term)(log_probs), -advantages / 2, rtol=1e-6)

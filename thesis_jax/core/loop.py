@@ -53,7 +53,7 @@ class LoopResult:
     eval_metrics: Mapping[str, float]
 
 
-class _StopRequests:
+class StopRequests:
     """Turns SIGTERM and the first Ctrl-C into a flag the loop polls between steps."""
 
     def __init__(self) -> None:
@@ -70,7 +70,7 @@ class _StopRequests:
         self._signum = signum
         self.signal_name = signal.Signals(signum).name
 
-    def __enter__(self) -> _StopRequests:
+    def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -164,7 +164,7 @@ def train(
     tick, tick_step = time.perf_counter(), start
     stop_every = 1 if jax.process_count() == 1 else 10
     try:
-        with _StopRequests() as stop:
+        with StopRequests() as stop:
             while step < num_steps:
                 batch = parallel.shard_batch(batch_fn(step), mesh)
                 state, metrics = step_fn(state, batch)

@@ -26,6 +26,7 @@ Sign conventions (one throughout):
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import chex
 import jax
@@ -142,6 +143,7 @@ def a2c_loss(
     *,
     entropy_cost: float,
     baseline_cost: float = BASELINE_COST,
+    pg_advantages: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Advantage actor-critic loss for the policy, eq. (6.3.3), with baseline and entropy terms.
 
@@ -166,6 +168,8 @@ def a2c_loss(
         components' conditional entropies).
       entropy_cost: weight of the entropy bonus.
       baseline_cost: weight of the baseline regression (0.5, IMPALA's default).
+      pg_advantages: optional [T, B] advantages for the policy term in place of R_t - V(s_t)
+        (V-trace's importance-weighted ones, `vtrace`, with `returns` its targets v_t).
 
     Returns:
       (loss, metrics): metrics `policy_loss`, `baseline_loss`, `entropy_loss` (the weighted
@@ -175,7 +179,11 @@ def a2c_loss(
     chex.assert_equal_shape([log_probs, values, returns, entropy])
     returns = jax.lax.stop_gradient(returns)
     advantages = returns - values
-    policy_loss = -jnp.sum(log_probs * jax.lax.stop_gradient(advantages), axis=0)  # eq. (6.3.3)
+    if pg_advantages is None:
+        pg_advantages = advantages
+    chex.assert_equal_shape([pg_advantages, log_probs])
+    pg_advantages = jax.lax.stop_gradient(pg_advantages)
+    policy_loss = -jnp.sum(log_probs * pg_advantages, axis=0)  # eq. (6.3.3)
     baseline_loss = baseline_cost * 0.5 * jnp.sum(jnp.square(advantages), axis=0)
     entropy_loss = -entropy_cost * jnp.sum(entropy, axis=0)
     loss = jnp.mean(policy_loss + baseline_loss + entropy_loss)
@@ -212,6 +220,70 @@ def returns_from_rewards(rewards: jax.Array, discount: float = 1.0) -> jax.Array
 
     _, returns = jax.lax.scan(step, jnp.zeros_like(rewards[0]), rewards, reverse=True)
     return returns
+
+
+class VTrace(NamedTuple):
+    targets: jax.Array  # [T, B] v_t, the value targets
+    pg_advantages: jax.Array  # [T, B] rho_t (r_t + discount v_{t+1} - V(s_t))
+    rhos: jax.Array  # [T, B] the unclipped importance ratios pi / mu
+
+
+def vtrace(
+    behaviour_log_probs: jax.Array,
+    target_log_probs: jax.Array,
+    rewards: jax.Array,
+    values: jax.Array,
+    *,
+    bootstrap_value: jax.Array | None = None,
+    discount: float = 1.0,
+    clip_rho: float = 1.0,
+    clip_c: float = 1.0,
+    clip_pg_rho: float = 1.0,
+) -> VTrace:
+    """V-trace targets and policy-gradient advantages (Espeholt et al., 2018, eq. 1 and sec. 4.2).
+
+    The correction for episodes painted by actors with an older policy mu than the learner's pi
+    (the off-policy lag of the distributed system, sec. 6.3.4):
+
+        rho_t = min(clip_rho, pi/mu),  c_t = min(clip_c, pi/mu)
+        v_t   = V(s_t) + rho_t (r_t + discount V(s_{t+1}) - V(s_t))
+                       + discount c_t (v_{t+1} - V(s_{t+1}))
+        A_t   = min(clip_pg_rho, pi/mu) (r_t + discount v_{t+1} - V(s_t))
+
+    with V(s_T) = v_T = `bootstrap_value` (0: SPIRAL's episodes end). On-policy (pi = mu) and
+    with discount 1, v_t is the Monte-Carlo return R_t and A_t = R_t - V(s_t): plain A2C.
+    Everything is a constant for the gradient.
+
+    Args:
+      behaviour_log_probs, target_log_probs: [T, B] log mu(a_t | s_t), log pi(a_t | s_t).
+      rewards, values: [T, B] r_t and V(s_t).
+      bootstrap_value: [B] V(s_T) after the last step (default 0).
+
+    Returns:
+      `VTrace(targets, pg_advantages, rhos)`.
+    """
+    chex.assert_rank(rewards, 2)
+    chex.assert_equal_shape([behaviour_log_probs, target_log_probs, rewards, values])
+    sg = jax.lax.stop_gradient
+    values = sg(values)
+    if bootstrap_value is None:
+        bootstrap_value = jnp.zeros_like(values[0])
+    rhos = jnp.exp(sg(target_log_probs) - sg(behaviour_log_probs))
+    clipped_rhos = jnp.minimum(clip_rho, rhos)
+    cs = jnp.minimum(clip_c, rhos)
+    next_values = jnp.concatenate([values[1:], bootstrap_value[None]], axis=0)
+    deltas = clipped_rhos * (rewards + discount * next_values - values)
+
+    def step(acc: jax.Array, x: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+        delta, c = x
+        acc = delta + discount * c * acc
+        return acc, acc
+
+    _, corrections = jax.lax.scan(step, jnp.zeros_like(bootstrap_value), (deltas, cs), reverse=True)
+    targets = values + corrections
+    next_targets = jnp.concatenate([targets[1:], bootstrap_value[None]], axis=0)
+    pg_advantages = jnp.minimum(clip_pg_rho, rhos) * (rewards + discount * next_targets - values)
+    return VTrace(sg(targets), sg(pg_advantages), rhos)
 
 
 def final_step_rewards(

@@ -34,6 +34,7 @@ from thesis_jax.spiral.envs import jax_paint
 from thesis_jax.spiral.envs.spec import PaintConfig
 
 REWARDS = ("critic", "l2")
+OFF_POLICY = ("none", "vtrace")
 
 
 class Hparams(NamedTuple):
@@ -54,6 +55,9 @@ class Hparams(NamedTuple):
     empty_penalty: float = 0.0  # for an empty final canvas (MNIST, sec. 6.4.3)
     emd_weight: float = 0.0  # colour-histogram EMD to the target (CelebA, sec. 6.4.5)
     max_grad_norm: float = 40.0
+    # Episodes painted by an older policy (distributed actors): "none" treats them as on-policy
+    # (A2C); "vtrace" reweights them by pi / mu (`losses.vtrace`).
+    off_policy: str = "none"
 
 
 @struct.dataclass
@@ -73,6 +77,7 @@ class Trajectory(NamedTuple):
     last_actions: jax.Array  # int32 [T, B, num_components]
     actions: jax.Array  # int32 [T, B, num_components]
     final_canvas: jax.Array  # float [B, H, W, C], the render R(a_1..a_N)
+    log_prob: jax.Array | None = None  # float [T, B], log mu(a_t | s_t) of the painting policy
 
 
 def init(
@@ -89,6 +94,8 @@ def init(
         raise ValueError(f"reward must be one of {REWARDS}, got {hparams.reward!r}")
     if hparams.reward == "l2" and not hparams.conditional:
         raise ValueError("the l2 reward needs a target: use it with conditional=True")
+    if hparams.off_policy not in OFF_POLICY:
+        raise ValueError(f"off_policy must be one of {OFF_POLICY}, got {hparams.off_policy!r}")
     policy_config = policy_config or networks.PolicyConfig()
     policy_config = policy_config._replace(conditional=hparams.conditional)
     module = networks.make_policy(action_spec, policy_config)
@@ -150,15 +157,15 @@ def rollout(
         out = networks.policy_step(params, module, inputs, lstm, step_rng)
         actions = jax.lax.stop_gradient(out.actions)
         next_paint = jax_paint.render_step(paint_config, paint, actions)
-        return (next_paint, out.carry), (paint.canvas, paint.last_action, actions)
+        return (next_paint, out.carry), (paint.canvas, paint.last_action, actions, out.log_prob)
 
     start = (
         jax_paint.init_state(paint_config, batch),
         networks.initial_carry(batch, module.config.lstm_size),
     )
     rngs = jax.random.split(rng, state.hparams.episode_length)
-    (final, _), (canvases, last_actions, actions) = jax.lax.scan(body, start, rngs)
-    return Trajectory(canvases, last_actions, actions, final.canvas)
+    (final, _), (canvases, last_actions, actions, log_prob) = jax.lax.scan(body, start, rngs)
+    return Trajectory(canvases, last_actions, actions, final.canvas, log_prob)
 
 
 def host_rollout(
@@ -179,7 +186,7 @@ def host_rollout(
     observation = env.reset()
     batch = observation.canvas.shape[0]
     carry = networks.initial_carry(batch, module.config.lstm_size)
-    canvases, last_actions, actions = [], [], []
+    canvases, last_actions, actions, log_probs = [], [], [], []
     for step_rng in jax.random.split(rng, state.hparams.episode_length):
         inputs = _inputs(
             jnp.asarray(observation.canvas),
@@ -193,12 +200,14 @@ def host_rollout(
         canvases.append(observation.canvas)
         last_actions.append(observation.last_action)
         actions.append(chosen)
+        log_probs.append(np.asarray(out.log_prob))
         observation = env.step({name: chosen[:, i] for i, name in enumerate(names)})
     return Trajectory(
         np.stack(canvases).astype(np.float32),
         np.stack(last_actions).astype(np.int32),
         np.stack(actions).astype(np.int32),
         np.asarray(observation.canvas, np.float32),
+        np.stack(log_probs).astype(np.float32),
     )
 
 
@@ -264,7 +273,13 @@ def policy_loss(
         trajectory.actions,
     )
     rewards = losses.final_step_rewards(reward, hp.episode_length, aux)
-    returns = losses.returns_from_rewards(rewards)
+    pg_advantages = None
+    if hp.off_policy == "vtrace" and trajectory.log_prob is not None:
+        corrected = losses.vtrace(trajectory.log_prob, log_prob, rewards, value)
+        returns, pg_advantages = corrected.targets, corrected.pg_advantages
+        metrics["importance_ratio"] = jnp.mean(corrected.rhos)
+    else:
+        returns = losses.returns_from_rewards(rewards)
     loss, a2c_metrics = losses.a2c_loss(
         log_prob,
         value,
@@ -272,6 +287,7 @@ def policy_loss(
         entropy,
         entropy_cost=hp.entropy_cost,
         baseline_cost=hp.baseline_cost,
+        pg_advantages=pg_advantages,
     )
     return loss, {**metrics, **a2c_metrics}
 
@@ -300,6 +316,46 @@ def _flag_index(module: networks.PolicyNet) -> int | None:
     return names.index("flag") if "flag" in names else None
 
 
+def policy_update(
+    state: SpiralState, trajectory: Trajectory, targets: jax.Array | None
+) -> tuple[SpiralState, dict[str, jax.Array]]:
+    """The policy learner's step: A2C (or V-trace) on `trajectory`, rewarded by `state.critic`.
+
+    Only `state.policy` changes. targets: [B, H, W, C] conditioning images, ignored when the
+    policy is unconditional.
+    """
+    targets = targets if state.hparams.conditional else None
+    flag_index = _flag_index(state.policy.apply_fn)
+    grad_fn = jax.value_and_grad(policy_loss, has_aux=True)
+    (_, metrics), grads = grad_fn(state.policy.params, state, trajectory, targets, flag_index)
+    policy = state.policy.apply_gradients(grads)
+    return state.replace(policy=policy), {f"policy/{k}": v for k, v in metrics.items()}
+
+
+def critic_update(
+    state: SpiralState, real: jax.Array, fake: jax.Array, condition: jax.Array | None, rng
+) -> tuple[SpiralState, dict[str, jax.Array]]:
+    """The critic learner's step: one WGAN-GP step on `real` against `fake` (generated) images.
+
+    Only `state.critic` changes. condition: the targets the fakes reconstruct (conditional
+    critic, eq. 6.3.6; then `real` is the targets too) or None.
+    """
+    (_, metrics), grads = jax.value_and_grad(critic_loss, has_aux=True)(
+        state.critic.params, state, real, fake, condition, rng
+    )
+    critic = state.critic.apply_gradients(grads)
+    return state.replace(critic=critic), {f"critic/{k}": v for k, v in metrics.items()}
+
+
+def critic_batch(
+    sample: Mapping[str, jax.Array], real: jax.Array | None, conditional: bool
+) -> tuple[jax.Array, jax.Array, jax.Array | None]:
+    """(real, fake, condition) for `critic_update` from a replay sample and a real batch."""
+    if conditional:
+        return sample["target"], sample["canvas"], sample["target"]
+    return real, sample["canvas"], None
+
+
 def learn(
     state: SpiralState, trajectory: Trajectory, targets: jax.Array, real: jax.Array | None
 ) -> tuple[SpiralState, dict[str, jax.Array]]:
@@ -310,36 +366,22 @@ def learn(
     """
     hp = state.hparams
     targets = targets if hp.conditional else None
-    flag_index = _flag_index(state.policy.apply_fn)
-    grad_fn = jax.value_and_grad(policy_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.policy.params, state, trajectory, targets, flag_index)
-    policy = state.policy.apply_gradients(grads)
-    metrics = {f"policy/{k}": v for k, v in metrics.items()}
-
+    state, metrics = policy_update(state, trajectory, targets)
     generated = {"canvas": trajectory.final_canvas}
     if hp.conditional:
         generated["target"] = targets
-    buffer = replay.replay_add(state.replay, generated)
-    critic = state.critic
+    state = state.replace(replay=replay.replay_add(state.replay, generated))
     rng = state.rng
     if hp.reward == "critic":
         batch = trajectory.final_canvas.shape[0]
         for _ in range(hp.critic_steps):
             rng, sample_rng, gp_rng = jax.random.split(rng, 3)
-            sample = replay.replay_sample(buffer, sample_rng, batch)
-            if hp.conditional:
-                real_images, condition = sample["target"], sample["target"]
-            else:
-                real_images, condition = real, None
-            (_, critic_metrics), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-                critic.params, state, real_images, sample["canvas"], condition, gp_rng
+            sample = replay.replay_sample(state.replay, sample_rng, batch)
+            state, critic_metrics = critic_update(
+                state, *critic_batch(sample, real, hp.conditional), gp_rng
             )
-            critic = critic.apply_gradients(grads)
-        metrics.update({f"critic/{k}": v for k, v in critic_metrics.items()})
-    new_state = state.replace(
-        step=state.step + 1, policy=policy, critic=critic, replay=buffer, rng=rng
-    )
-    return new_state, metrics
+        metrics.update(critic_metrics)
+    return state.replace(step=state.step + 1, rng=rng), metrics
 
 
 def update(
@@ -364,7 +406,8 @@ def update_from_trajectories(
 
     batch: batch-major arrays (so a data mesh splits episodes, not time) — "target" [B, ...],
     "canvases" [B, T, H, W, C], "last_actions" / "actions" [B, T, num_components],
-    "final_canvas" [B, H, W, C].
+    "final_canvas" [B, H, W, C], optionally "log_prob" [B, T] (the painting policy's, for
+    V-trace).
     """
     time_major = lambda x: jnp.swapaxes(x, 0, 1)
     trajectory = Trajectory(
@@ -372,6 +415,7 @@ def update_from_trajectories(
         time_major(batch["last_actions"]),
         time_major(batch["actions"]),
         batch["final_canvas"],
+        time_major(batch["log_prob"]) if "log_prob" in batch else None,
     )
     return learn(state, trajectory, batch["target"], real=batch["target"])
 
@@ -385,4 +429,9 @@ def trajectory_batch(trajectory: Trajectory, targets: np.ndarray) -> dict[str, n
         "last_actions": batch_major(trajectory.last_actions),
         "actions": batch_major(trajectory.actions),
         "final_canvas": np.asarray(trajectory.final_canvas, np.float32),
+        **(
+            {}
+            if trajectory.log_prob is None
+            else {"log_prob": batch_major(trajectory.log_prob).astype(np.float32)}
+        ),
     }

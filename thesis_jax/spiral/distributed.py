@@ -1,0 +1,704 @@
+"""SPIRAL at scale on Ray: actors, a policy learner and a critic learner (sec. 6.3.4, fig. 6.2b).
+
+The thesis ran each SPIRAL instance as many CPU actors, one policy learner and one discriminator
+learner. This module is that system on Ray:
+
+    actors (CPU, JAX_PLATFORMS=cpu)  --trajectories-->  [Hub: bounded queue]  --> policy learner
+         ^  paint episodes with the newest         \\--final canvases--> [Hub: replay] --> critic
+         |  policy they have pulled                                                     learner
+         \\------------------------ [Hub: parameter store] <---- both learners publish ----/
+
+- `EpisodeActor` paints `episodes_per_actor_step` episodes at a time with JaxPaint (jitted on
+  the CPU) or a host renderer, tags them with the policy version it used and the behaviour
+  log-probabilities, and pushes them into the Hub's bounded trajectory queue (it waits while the
+  queue is full) and their final canvases into the Hub's replay store.
+- `PolicyLearner` takes `batch_size` episodes from the queue, rewards them with the newest critic
+  it has pulled, steps A2C (or V-trace, `Hparams.off_policy`) and publishes the policy. The
+  off-policy lag (learner version minus the version that painted) is measured per batch.
+- `CriticLearner` samples generated canvases from the replay store and real images from the
+  data, steps WGAN-GP and publishes the critic.
+- `Hub` is one small Ray actor: the parameter store, the trajectory queue, the replay store and
+  the run's counters; nothing in it touches JAX.
+
+Fault tolerance: actors and learners are restartable Ray actors whose calls are retried. A dead
+actor is restarted by Ray and goes on painting; a dead learner restarts, restores its last
+checkpoint (`<workdir>/policy_learner`, `<workdir>/critic_learner`) and is asked again to train
+"until step S", so the run continues. The driver (`train`) asks both learners to advance in
+chunks, logs, evaluates, writes pictures and checkpoints between chunks, and stops cleanly on
+Ctrl-C / SIGTERM (both learners save, the same command resumes).
+
+The learners and actors rebuild the experiment from a picklable `Program`; `train` returns the
+same `core.LoopResult` as the single-host `core.train`.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import functools
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging as absl_logging
+
+from thesis_jax.core.checkpoint import Checkpointer
+from thesis_jax.core.logging import MetricWriter, progress_bar
+from thesis_jax.core.loop import LoopResult, Periodic, StopRequests
+from thesis_jax.spiral import train as spiral_train
+from thesis_jax.spiral.envs.spec import PaintConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """What every worker needs to rebuild one SPIRAL experiment. Picklable: Ray ships it.
+
+    Attributes:
+      init_state: () -> a fresh `spiral_train.SpiralState` (same seed everywhere: the template that
+        parameters and checkpoints are loaded into).
+      targets: float32 [N, H, W, C] training targets (conditional) or real images.
+      paint_config: JaxPaint's config (actors paint inside a jitted rollout), or None.
+      make_env: () -> one host environment (LibMyPaint, MujocoScenes), used when
+        `paint_config` is None.
+      batch_size: episodes per policy step; also the critic's batch (app. A.3).
+      episodes_per_actor_step: episodes an actor paints per push.
+      seed: seeds the actors' target draws and the critic's sampling.
+    """
+
+    init_state: Callable[[], spiral_train.SpiralState]
+    targets: np.ndarray
+    paint_config: PaintConfig | None = None
+    make_env: Callable[[], Any] | None = None
+    batch_size: int = 64
+    episodes_per_actor_step: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.paint_config is None) == (self.make_env is None):
+            raise ValueError("give exactly one of paint_config (JaxPaint) and make_env (host)")
+        if self.batch_size % self.episodes_per_actor_step:
+            raise ValueError(
+                f"batch_size {self.batch_size} must be a multiple of episodes_per_actor_step "
+                f"{self.episodes_per_actor_step}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """How the system is laid out on the Ray cluster."""
+
+    num_actors: int = 4
+    queue_batches: int = 4  # trajectory queue capacity, in policy batches (backpressure)
+    replay_batches: int = 20  # replay store capacity, in critic batches (app. A.3)
+    learner_gpus: float = 0.0  # GPUs per learner (0: CPU learners)
+    actor_cpus: float = 1.0
+    chunk_steps: int = 10  # policy steps per driver round trip (logging granularity)
+    ray_address: str | None = None  # None: a local Ray instance; "auto" or host:port: a cluster
+
+
+# ----------------------------------------------------------------------------------------------
+# The hub: parameter store, trajectory queue, replay store, counters. Plain Python and numpy.
+
+
+class HubCore:
+    """The shared state of one run. `Hub` is this class as a Ray actor."""
+
+    def __init__(self, queue_capacity: int, replay_capacity: int, seed: int = 0) -> None:
+        self._params: dict[str, tuple[int, Any]] = {}
+        self._queue: collections.deque[dict[str, np.ndarray]] = collections.deque()
+        self._queue_capacity = queue_capacity
+        self._replay_capacity = replay_capacity
+        self._replay: dict[str, np.ndarray] = {}
+        self._replay_size = 0
+        self._replay_next = 0
+        self._rng = np.random.default_rng(seed)
+        self._stopped = False
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._started = time.monotonic()
+
+    # Parameter store.
+    def publish(self, name: str, version: int, params: Any) -> None:
+        current = self._params.get(name)
+        if current is None or version >= current[0]:
+            self._params[name] = (int(version), params)
+
+    def latest(self, name: str, newer_than: int = -1) -> tuple[int, Any] | None:
+        """(version, params) of `name` if newer than `newer_than`, else None."""
+        current = self._params.get(name)
+        if current is None or current[0] <= newer_than:
+            return None
+        return current
+
+    # Trajectory queue (bounded: actors wait while it is full).
+    def put_trajectories(self, record: dict[str, np.ndarray]) -> bool:
+        if len(self._queue) >= self._queue_capacity:
+            return False
+        self._queue.append(record)
+        self._counters["episodes_painted"] += len(record["final_canvas"])
+        return True
+
+    def take_trajectories(self, count: int) -> list[dict[str, np.ndarray]]:
+        """`count` records, oldest first, or [] if fewer are queued (the learner polls)."""
+        if len(self._queue) < count:
+            return []
+        return [self._queue.popleft() for _ in range(count)]
+
+    # Replay store of generated images for the critic.
+    def add_generated(self, images: dict[str, np.ndarray]) -> None:
+        count = len(images["canvas"])
+        if not self._replay:
+            self._replay = {
+                k: np.zeros((self._replay_capacity, *v.shape[1:]), v.dtype)
+                for k, v in images.items()
+            }
+        slots = (self._replay_next + np.arange(count)) % self._replay_capacity
+        for k, v in images.items():
+            self._replay[k][slots] = v
+        self._replay_next = int((self._replay_next + count) % self._replay_capacity)
+        self._replay_size = min(self._replay_capacity, self._replay_size + count)
+
+    def sample_generated(self, count: int) -> dict[str, np.ndarray] | None:
+        """`count` generated examples drawn uniformly, or None until the store holds that many."""
+        if self._replay_size < count:
+            return None
+        index = self._rng.integers(0, self._replay_size, size=count)
+        return {k: v[index] for k, v in self._replay.items()}
+
+    # Run control and counters.
+    def stop(self) -> None:
+        self._stopped = True
+
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self._counters[name] += amount
+
+    def stats(self) -> dict[str, float]:
+        return {
+            **{k: float(v) for k, v in self._counters.items()},
+            "queue_size": float(len(self._queue)),
+            "replay_size": float(self._replay_size),
+            "seconds": time.monotonic() - self._started,
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# Actors and learners: plain classes (tested without Ray), wrapped as Ray actors below.
+
+
+def _numpy(tree: Any) -> Any:
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def _with_policy(state: spiral_train.SpiralState, params: Any) -> spiral_train.SpiralState:
+    return state.replace(policy=state.policy.replace(params=params))
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _rollout(state, paint_config, targets, rng, params):
+    return spiral_train.rollout(state, paint_config, targets, rng, params)
+
+
+class ActorCore:
+    """Paints batches of episodes with the newest policy it has been given."""
+
+    def __init__(self, program: Program, actor_id: int) -> None:
+        self.program = program
+        self.actor_id = actor_id
+        self.state = program.init_state()
+        self.version = -1
+        self.params: Any = None
+        self._rng = np.random.default_rng([program.seed, actor_id, int(time.time_ns() % 2**31)])
+        self._env = None
+        if program.make_env is not None:
+            from thesis_jax.spiral.envs.batched import BatchedEnv
+
+            self._env = BatchedEnv(program.make_env, program.episodes_per_actor_step, 0)
+
+    def set_policy(self, version: int, params: Any) -> None:
+        self.version, self.params = version, params
+
+    def paint(self) -> dict[str, np.ndarray]:
+        """One batch of episodes, batch-major numpy (`trajectory_batch` plus "version")."""
+        if self.params is None:
+            raise RuntimeError("no policy yet: call set_policy first")
+        count = self.program.episodes_per_actor_step
+        index = self._rng.integers(0, len(self.program.targets), size=count)
+        targets = np.asarray(self.program.targets[index], np.float32)
+        rng = jax.random.PRNGKey(int(self._rng.integers(0, 2**31)))
+        if self._env is None:
+            trajectory = _numpy(
+                _rollout(self.state, self.program.paint_config, targets, rng, self.params)
+            )
+        else:
+            state = _with_policy(self.state, self.params)
+            trajectory = spiral_train.host_rollout(state, self._env, targets, rng)
+        record = spiral_train.trajectory_batch(trajectory, targets)
+        record["version"] = np.full((count,), self.version, np.int32)
+        return record
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+
+
+def _stack(records: Sequence[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+
+
+def _mean(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    if not history:
+        return {}
+    fetched = jax.device_get(list(history))
+    return {k: float(np.mean([np.asarray(m[k]) for m in fetched])) for k in fetched[0]}
+
+
+class PolicyLearnerCore:
+    """The policy learner: batches trajectories, steps A2C / V-trace, checkpoints itself."""
+
+    def __init__(self, program: Program, directory: str, keep_checkpoints: int = 2) -> None:
+        self.program = program
+        self.state = program.init_state()
+        self.checkpointer = Checkpointer(directory, save_every=1, keep=keep_checkpoints)
+        restored = self.checkpointer.restore(self.state.policy)
+        if restored is not None:
+            self.state = self.state.replace(policy=restored)
+            absl_logging.info("policy learner resumed at step %d", self.step)
+        self.critic_version = -1
+        self._update = jax.jit(spiral_train.policy_update)
+
+    @property
+    def step(self) -> int:
+        return int(self.state.policy.step)
+
+    @property
+    def params(self) -> Any:
+        return _numpy(self.state.policy.params)
+
+    def set_critic(self, version: int, params: Any) -> None:
+        self.critic_version = version
+        self.state = self.state.replace(critic=self.state.critic.replace(params=params))
+
+    def learn(self, batch: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """One step on a batch-major batch of episodes (`ActorCore.paint` records, stacked)."""
+        lag = self.step - np.asarray(batch["version"])
+        time_major = lambda x: np.swapaxes(np.asarray(x), 0, 1)
+        trajectory = spiral_train.Trajectory(
+            time_major(batch["canvases"]),
+            time_major(batch["last_actions"]),
+            time_major(batch["actions"]),
+            np.asarray(batch["final_canvas"]),
+            time_major(batch["log_prob"]),
+        )
+        self.state, metrics = self._update(self.state, trajectory, np.asarray(batch["target"]))
+        return {**metrics, "policy/lag_mean": float(lag.mean()), "policy/lag_max": float(lag.max())}
+
+    def save(self) -> None:
+        self.checkpointer.save(self.step, self.state.policy)
+
+
+class CriticLearnerCore:
+    """The critic learner: WGAN-GP on replayed generated images against real ones."""
+
+    def __init__(self, program: Program, directory: str, keep_checkpoints: int = 2) -> None:
+        self.program = program
+        self.state = program.init_state()
+        self.checkpointer = Checkpointer(directory, save_every=1, keep=keep_checkpoints)
+        restored = self.checkpointer.restore(self.state.critic)
+        if restored is not None:
+            self.state = self.state.replace(critic=restored)
+            absl_logging.info("critic learner resumed at step %d", self.step)
+        self._rng = np.random.default_rng([program.seed, 7919, self.step])
+        self._update = jax.jit(spiral_train.critic_update)
+
+    @property
+    def step(self) -> int:
+        return int(self.state.critic.step)
+
+    @property
+    def params(self) -> Any:
+        return _numpy(self.state.critic.params)
+
+    def learn(self, generated: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """One step on `generated` ({"canvas"} or {"canvas", "target"}) against real data."""
+        count = len(generated["canvas"])
+        real = None
+        if not self.state.hparams.conditional:
+            index = self._rng.integers(0, len(self.program.targets), size=count)
+            real = np.asarray(self.program.targets[index], np.float32)
+        conditional = self.state.hparams.conditional
+        real, fake, condition = spiral_train.critic_batch(generated, real, conditional)
+        rng = jax.random.PRNGKey(int(self._rng.integers(0, 2**31)))
+        self.state, metrics = self._update(self.state, real, fake, condition, rng)
+        return metrics
+
+    def save(self) -> None:
+        self.checkpointer.save(self.step, self.state.critic)
+
+
+# ----------------------------------------------------------------------------------------------
+# Ray wiring.
+
+_POLL_SECONDS = 0.005
+
+
+def _require_ray():
+    try:
+        import ray
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError(
+            "distributed SPIRAL needs Ray: pip install 'thesis_jax[ray]' (or pip install ray)"
+        ) from e
+    return ray
+
+
+class _Actor:
+    """Ray actor body: paint and push until the hub says stop."""
+
+    def __init__(self, program: Program, hub: Any, actor_id: int) -> None:
+        import ray
+
+        self._ray = ray
+        self.hub = hub
+        self.core = ActorCore(program, actor_id)
+        ray.get(hub.count.remote("actor_starts"))
+
+    def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            self.core.close()
+
+    def _run(self) -> int:
+        ray, hub, core = self._ray, self.hub, self.core
+        pushed = 0
+        while not ray.get(hub.stopped.remote()):
+            newer = ray.get(hub.latest.remote("policy", core.version))
+            if newer is not None:
+                core.set_policy(*newer)
+            if core.params is None:
+                time.sleep(_POLL_SECONDS)
+                continue
+            record = core.paint()
+            generated = {"canvas": record["final_canvas"]}
+            if core.state.hparams.conditional:
+                generated["target"] = record["target"]
+            hub.add_generated.remote(generated)
+            while not ray.get(hub.put_trajectories.remote(record)):
+                if ray.get(hub.stopped.remote()):
+                    return pushed
+                time.sleep(_POLL_SECONDS)
+            pushed += 1
+        return pushed
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class _Learner:
+    """Ray actor body shared by both learners: train until a step, publishing as it goes."""
+
+    name = ""
+
+    def __init__(self, core: Any, hub: Any) -> None:
+        import ray
+
+        self._ray = ray
+        self.core = core
+        self.hub = hub
+        ray.get(hub.publish.remote(self.name, core.step, core.params))
+        ray.get(hub.count.remote(f"{self.name}_learner_starts"))
+
+    def step(self) -> int:
+        return self.core.step
+
+    def save(self) -> int:
+        self.core.save()
+        return self.core.step
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class _PolicyLearner(_Learner):
+    name = "policy"
+
+    def __init__(self, program: Program, hub: Any, directory: str, keep: int) -> None:
+        super().__init__(PolicyLearnerCore(program, directory, keep), hub)
+        self._records = program.batch_size // program.episodes_per_actor_step
+
+    def train_until(self, step: int) -> dict[str, float]:
+        ray, hub, core = self._ray, self.hub, self.core
+        history = []
+        while core.step < step:
+            newer = ray.get(hub.latest.remote("critic", core.critic_version))
+            if newer is not None:
+                core.set_critic(*newer)
+            records = ray.get(hub.take_trajectories.remote(self._records))
+            if not records:
+                time.sleep(_POLL_SECONDS)
+                continue
+            history.append(core.learn(_stack(records)))
+            hub.publish.remote("policy", core.step, core.params)
+        return _mean(history)
+
+
+class _CriticLearner(_Learner):
+    name = "critic"
+
+    def __init__(self, program: Program, hub: Any, directory: str, keep: int) -> None:
+        super().__init__(CriticLearnerCore(program, directory, keep), hub)
+        self._batch = program.batch_size
+
+    def train_until(self, step: int) -> dict[str, float]:
+        ray, hub, core = self._ray, self.hub, self.core
+        history = []
+        while core.step < step:
+            generated = ray.get(hub.sample_generated.remote(self._batch))
+            if generated is None:
+                time.sleep(_POLL_SECONDS)
+                continue
+            history.append(core.learn(generated))
+            hub.publish.remote("critic", core.step, core.params)
+        return _mean(history)
+
+
+def _actor_env(extra: Mapping[str, str] | None = None) -> dict[str, Any]:
+    env = {"JAX_PLATFORMS": "cpu", "XLA_FLAGS": "", **(extra or {})}
+    return {"env_vars": env}
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """`ray.init` once: local (dashboard off, loopback) unless `address` names a cluster."""
+    ray = _require_ray()
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+    if address:
+        kwargs["address"] = address
+    else:
+        kwargs["num_cpus"] = num_cpus
+    ray.init(**kwargs)
+
+
+@dataclasses.dataclass
+class System:
+    """Handles of a running system (what `train` builds; tests use it to kill workers)."""
+
+    hub: Any
+    policy_learner: Any
+    critic_learner: Any | None
+    actors: list[Any]
+    actor_runs: list[Any]
+
+    def shutdown(self) -> None:
+        import ray
+
+        ray.get(self.hub.stop.remote())
+        ray.wait(self.actor_runs, num_returns=len(self.actor_runs), timeout=60)
+        for handle in [*self.actors, self.policy_learner, self.critic_learner, self.hub]:
+            if handle is not None:
+                ray.kill(handle)
+
+
+def _cpus_needed(settings: Settings) -> int:
+    return math.ceil(settings.num_actors * settings.actor_cpus) + 2  # + the two learners
+
+
+def start(program: Program, settings: Settings, workdir: str, keep_checkpoints: int = 2) -> System:
+    """Starts the hub, both learners (restored from `workdir` if it holds checkpoints), actors."""
+    ray = _require_ray()
+    # Ray's CPUs are scheduling tokens: a local instance offers at least one per worker, so
+    # actors and learners all start on a small machine (they share its cores).
+    init_ray(settings.ray_address, max(os.cpu_count() or 1, _cpus_needed(settings)))
+    state = program.init_state()
+    hub = ray.remote(num_cpus=0)(HubCore).remote(
+        settings.queue_batches * (program.batch_size // program.episodes_per_actor_step),
+        settings.replay_batches * program.batch_size,
+        program.seed,
+    )
+    program_ref = ray.put(program)
+    learner_options = {
+        "num_cpus": 1,
+        "num_gpus": settings.learner_gpus,
+        "max_restarts": -1,
+        "max_task_retries": -1,
+    }
+    if not settings.learner_gpus:
+        learner_options["runtime_env"] = _actor_env()
+    workdir = os.path.abspath(workdir)
+    policy_learner = (
+        ray.remote(_PolicyLearner)
+        .options(**learner_options)
+        .remote(program_ref, hub, os.path.join(workdir, "policy_learner"), keep_checkpoints)
+    )
+    critic_learner = None
+    if state.hparams.reward == "critic":
+        critic_learner = (
+            ray.remote(_CriticLearner)
+            .options(**learner_options)
+            .remote(program_ref, hub, os.path.join(workdir, "critic_learner"), keep_checkpoints)
+        )
+    actor_options = {
+        "num_cpus": settings.actor_cpus,
+        "max_restarts": -1,
+        "max_task_retries": -1,
+        "runtime_env": _actor_env(),
+    }
+    actors = [
+        ray.remote(_Actor).options(**actor_options).remote(program_ref, hub, i)
+        for i in range(settings.num_actors)
+    ]
+    runs = [actor.run.remote() for actor in actors]
+    return System(hub, policy_learner, critic_learner, actors, runs)
+
+
+def train(
+    program: Program,
+    settings: Settings,
+    *,
+    num_steps: int,
+    workdir: str,
+    log_every: int = 50,
+    checkpoint_every: int = 1000,
+    keep_checkpoints: int = 2,
+    eval_fn: Callable[[spiral_train.SpiralState], Mapping[str, float]] | None = None,
+    eval_every: int = 0,
+    periodic: Sequence[Periodic] = (),
+    desc: str = "spiral-distributed",
+    on_start: Callable[[System], None] | None = None,
+) -> LoopResult:
+    """Trains to `num_steps` policy steps with Ray actors and learners; resumes from `workdir`.
+
+    The critic learner is asked for `critic_steps` (Hparams) steps per policy step. Between
+    chunks the driver logs `metrics.jsonl` (policy, critic, actor throughput, off-policy lag,
+    queue and replay sizes, restarts), runs `eval_fn` and `periodic` on a state holding the
+    newest published parameters, and checkpoints both learners every `checkpoint_every` steps
+    and at the end. `on_start(system)` is called once everything runs (tests kill workers).
+    """
+    ray = _require_ray()
+    template = program.init_state()
+    critic_ratio = template.hparams.critic_steps
+    system = start(program, settings, workdir, keep_checkpoints)
+    writer = MetricWriter(workdir)
+    interrupted = False
+    eval_metrics: dict[str, float] = {}
+    try:
+        step = ray.get(system.policy_learner.step.remote())
+        writer.truncate_after(step)
+        if on_start is not None:
+            on_start(system)
+        bar = progress_bar(num_steps, initial=step, desc=desc)
+        boundaries = sorted(
+            {
+                s
+                for every in (log_every, checkpoint_every, eval_every, settings.chunk_steps)
+                if every
+                for s in range(every, num_steps + 1, every)
+            }
+            | {num_steps}
+        )
+        last_stats = ray.get(system.hub.stats.remote())
+        with StopRequests() as stop:
+            for target in (b for b in boundaries if b > step):
+                if stop.requested:
+                    stop.consumed = interrupted = True
+                    break
+                calls = [system.policy_learner.train_until.remote(target)]
+                if system.critic_learner is not None:
+                    calls.append(system.critic_learner.train_until.remote(target * critic_ratio))
+                results = ray.get(calls)
+                bar.update(target - step)
+                step = target
+                stats = ray.get(system.hub.stats.remote())
+                if step % log_every == 0 or step == num_steps:
+                    metrics = _progress_metrics(
+                        results, stats, last_stats, settings.num_actors, step
+                    )
+                    writer.scalars(step, metrics)
+                    last_stats = stats
+                if step % checkpoint_every == 0 or step == num_steps:
+                    _save(system)
+                if periodic or (eval_fn is not None and _due(step, eval_every, num_steps)):
+                    state = _newest_state(system, template)
+                    for p in periodic:
+                        if step % p.every == 0 or (p.at_end and step == num_steps):
+                            p.fn(step, state)
+                    if eval_fn is not None and _due(step, eval_every, num_steps):
+                        eval_metrics = dict(eval_fn(state))
+                        writer.scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
+            if interrupted:
+                _save(system)
+                absl_logging.warning(
+                    "stopped at step %d (%s); checkpoints saved in %s: rerun to resume",
+                    step,
+                    stop.signal_name,
+                    workdir,
+                )
+        bar.close()
+        final = _newest_state(system, template)
+    finally:
+        writer.flush()
+        writer.close()
+        system.shutdown()
+    return LoopResult(final, step, interrupted, eval_metrics)
+
+
+def _due(step: int, every: int, num_steps: int) -> bool:
+    return step == num_steps or bool(every and step % every == 0)
+
+
+def _save(system: System) -> None:
+    import ray
+
+    calls = [system.policy_learner.save.remote()]
+    if system.critic_learner is not None:
+        calls.append(system.critic_learner.save.remote())
+    ray.get(calls)
+
+
+def _newest_state(system: System, template: spiral_train.SpiralState) -> spiral_train.SpiralState:
+    import ray
+
+    state = template
+    policy = ray.get(system.hub.latest.remote("policy"))
+    if policy is not None:
+        state = _with_policy(state, policy[1]).replace(step=np.int32(policy[0]))
+    critic = ray.get(system.hub.latest.remote("critic"))
+    if critic is not None:
+        state = state.replace(critic=state.critic.replace(params=critic[1]))
+    return state
+
+
+def _progress_metrics(
+    results: Sequence[Mapping[str, float]],
+    stats: Mapping[str, float],
+    last: Mapping[str, float],
+    num_actors: int,
+    step: int,
+) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for result in results:
+        metrics.update(result)
+    bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
+    if bad:
+        raise FloatingPointError(
+            f"non-finite {bad} by step {step}; the learners' last checkpoints are in the "
+            "workdir. Lower the learning rates or check the data, then resume."
+        )
+    seconds = max(stats["seconds"] - last["seconds"], 1e-9)
+    painted = stats.get("episodes_painted", 0.0) - last.get("episodes_painted", 0.0)
+    metrics["actors/episodes_per_second"] = painted / seconds
+    metrics["actors/restarts"] = max(0.0, stats.get("actor_starts", 0.0) - num_actors)
+    metrics["queue/size"] = stats["queue_size"]
+    metrics["replay/size"] = stats["replay_size"]
+    for name in ("policy", "critic"):
+        starts = stats.get(f"{name}_learner_starts")
+        if starts is not None:
+            metrics[f"{name}/learner_restarts"] = starts - 1
+    return metrics
