@@ -54,11 +54,11 @@ demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 
 # The PyTorch venv lets the benchmark's model-parity tests run; they skip (with the reason) if it
 # cannot be built.
-test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+dev
+test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
 
-test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+dev
+test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	$(PY) -m pytest -q -m slow
 
 # PyTorch (CPU) for the comparison lives in its own venv: the CPU wheel on this kind of machine
