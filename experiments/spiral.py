@@ -332,7 +332,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.
 
     if config.distributed:
         try:
-            result = _train_distributed(config, workdir, train_images, evaluate, samples)
+            result = _train_distributed(config, workdir, state, train_images, evaluate, samples)
         finally:
             actors.close()
         return _finish(result, workdir)
@@ -397,19 +397,11 @@ def make_program(config: ml_collections.ConfigDict, targets: np.ndarray) -> dist
     )
 
 
-def _train_distributed(config, workdir, train_images, evaluate, samples) -> core.LoopResult:
-    learner_gpus = config.learner_gpus
-    if learner_gpus < 0:
-        distributed.init_ray(
-            config.ray_address or None, max(os.cpu_count() or 1, config.num_actors + 2)
-        )
-        import ray
-
-        learner_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
+def _train_distributed(config, workdir, state, train_images, evaluate, samples) -> core.LoopResult:
     settings = distributed.Settings(
         num_actors=config.num_actors,
         queue_batches=config.queue_batches,
-        learner_gpus=learner_gpus,
+        learner_gpus=config.learner_gpus,
         chunk_steps=max(1, min(config.log_every, 50)),
         ray_address=config.ray_address or None,
     )
@@ -425,6 +417,7 @@ def _train_distributed(config, workdir, train_images, evaluate, samples) -> core
         eval_every=config.eval_every,
         periodic=[core.Periodic(config.sample_every, samples)],
         desc=f"spiral/{config.preset}/ray",
+        template=state,
     )
 
 

@@ -94,7 +94,7 @@ class Settings:
     num_actors: int = 4
     queue_batches: int = 4  # trajectory queue capacity, in policy batches (backpressure)
     replay_batches: int = 20  # replay store capacity, in critic batches (app. A.3)
-    learner_gpus: float = 0.0  # GPUs per learner (0: CPU learners)
+    learner_gpus: float = 0.0  # GPUs per learner (0: CPU learners; < 0: 1 if the cluster has GPUs)
     actor_cpus: float = 1.0
     chunk_steps: int = 10  # policy steps per driver round trip (logging granularity)
     ray_address: str | None = None  # None: a local Ray instance; "auto" or host:port: a cluster
@@ -258,27 +258,45 @@ def _mean(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([np.asarray(m[k]) for m in fetched])) for k in fetched[0]}
 
 
-class PolicyLearnerCore:
-    """The policy learner: batches trajectories, steps A2C / V-trace, checkpoints itself."""
+class _LearnerCore:
+    """A learner owns one part of `SpiralState` ("policy" or "critic") and its checkpoints."""
+
+    part = ""
 
     def __init__(self, program: Program, directory: str, keep_checkpoints: int = 2) -> None:
         self.program = program
         self.state = program.init_state()
         self.checkpointer = Checkpointer(directory, save_every=1, keep=keep_checkpoints)
-        restored = self.checkpointer.restore(self.state.policy)
+        restored = self.checkpointer.restore(self._train_state)
         if restored is not None:
-            self.state = self.state.replace(policy=restored)
-            absl_logging.info("policy learner resumed at step %d", self.step)
-        self.critic_version = -1
-        self._update = jax.jit(spiral_train.policy_update)
+            self.state = self.state.replace(**{self.part: restored})
+            absl_logging.info("%s learner resumed at step %d", self.part, self.step)
+
+    @property
+    def _train_state(self) -> Any:
+        return getattr(self.state, self.part)
 
     @property
     def step(self) -> int:
-        return int(self.state.policy.step)
+        return int(self._train_state.step)
 
     @property
     def params(self) -> Any:
-        return _numpy(self.state.policy.params)
+        return _numpy(self._train_state.params)
+
+    def save(self) -> None:
+        self.checkpointer.save(self.step, self._train_state)
+
+
+class PolicyLearnerCore(_LearnerCore):
+    """The policy learner: batches trajectories, steps A2C / V-trace, checkpoints itself."""
+
+    part = "policy"
+
+    def __init__(self, program: Program, directory: str, keep_checkpoints: int = 2) -> None:
+        super().__init__(program, directory, keep_checkpoints)
+        self.critic_version = -1
+        self._update = jax.jit(spiral_train.policy_update)
 
     def set_critic(self, version: int, params: Any) -> None:
         self.critic_version = version
@@ -298,31 +316,16 @@ class PolicyLearnerCore:
         self.state, metrics = self._update(self.state, trajectory, np.asarray(batch["target"]))
         return {**metrics, "policy/lag_mean": float(lag.mean()), "policy/lag_max": float(lag.max())}
 
-    def save(self) -> None:
-        self.checkpointer.save(self.step, self.state.policy)
 
-
-class CriticLearnerCore:
+class CriticLearnerCore(_LearnerCore):
     """The critic learner: WGAN-GP on replayed generated images against real ones."""
 
+    part = "critic"
+
     def __init__(self, program: Program, directory: str, keep_checkpoints: int = 2) -> None:
-        self.program = program
-        self.state = program.init_state()
-        self.checkpointer = Checkpointer(directory, save_every=1, keep=keep_checkpoints)
-        restored = self.checkpointer.restore(self.state.critic)
-        if restored is not None:
-            self.state = self.state.replace(critic=restored)
-            absl_logging.info("critic learner resumed at step %d", self.step)
+        super().__init__(program, directory, keep_checkpoints)
         self._rng = np.random.default_rng([program.seed, 7919, self.step])
         self._update = jax.jit(spiral_train.critic_update)
-
-    @property
-    def step(self) -> int:
-        return int(self.state.critic.step)
-
-    @property
-    def params(self) -> Any:
-        return _numpy(self.state.critic.params)
 
     def learn(self, generated: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """One step on `generated` ({"canvas"} or {"canvas", "target"}) against real data."""
@@ -336,9 +339,6 @@ class CriticLearnerCore:
         rng = jax.random.PRNGKey(int(self._rng.integers(0, 2**31)))
         self.state, metrics = self._update(self.state, real, fake, condition, rng)
         return metrics
-
-    def save(self) -> None:
-        self.checkpointer.save(self.step, self.state.critic)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -510,13 +510,25 @@ def _cpus_needed(settings: Settings) -> int:
     return math.ceil(settings.num_actors * settings.actor_cpus) + 2  # + the two learners
 
 
-def start(program: Program, settings: Settings, workdir: str, keep_checkpoints: int = 2) -> System:
-    """Starts the hub, both learners (restored from `workdir` if it holds checkpoints), actors."""
+def start(
+    program: Program,
+    settings: Settings,
+    workdir: str,
+    keep_checkpoints: int = 2,
+    template: spiral_train.SpiralState | None = None,
+) -> System:
+    """Starts the hub, both learners (restored from `workdir` if it holds checkpoints), actors.
+
+    template: a state from `program.init_state()` if the caller has one (saves building another).
+    """
     ray = _require_ray()
     # Ray's CPUs are scheduling tokens: a local instance offers at least one per worker, so
     # actors and learners all start on a small machine (they share its cores).
     init_ray(settings.ray_address, max(os.cpu_count() or 1, _cpus_needed(settings)))
-    state = program.init_state()
+    state = template if template is not None else program.init_state()
+    learner_gpus = settings.learner_gpus
+    if learner_gpus < 0:
+        learner_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) >= 1 else 0.0
     hub = ray.remote(num_cpus=0)(HubCore).remote(
         settings.queue_batches * (program.batch_size // program.episodes_per_actor_step),
         settings.replay_batches * program.batch_size,
@@ -525,11 +537,11 @@ def start(program: Program, settings: Settings, workdir: str, keep_checkpoints: 
     program_ref = ray.put(program)
     learner_options = {
         "num_cpus": 1,
-        "num_gpus": settings.learner_gpus,
+        "num_gpus": learner_gpus,
         "max_restarts": -1,
         "max_task_retries": -1,
     }
-    if not settings.learner_gpus:
+    if not learner_gpus:
         learner_options["runtime_env"] = _actor_env()
     workdir = os.path.abspath(workdir)
     policy_learner = (
@@ -572,6 +584,7 @@ def train(
     periodic: Sequence[Periodic] = (),
     desc: str = "spiral-distributed",
     on_start: Callable[[System], None] | None = None,
+    template: spiral_train.SpiralState | None = None,
 ) -> LoopResult:
     """Trains to `num_steps` policy steps with Ray actors and learners; resumes from `workdir`.
 
@@ -580,11 +593,12 @@ def train(
     queue and replay sizes, restarts), runs `eval_fn` and `periodic` on a state holding the
     newest published parameters, and checkpoints both learners every `checkpoint_every` steps
     and at the end. `on_start(system)` is called once everything runs (tests kill workers).
+    `template`: a fresh state from `program.init_state()` if the caller already built one.
     """
     ray = _require_ray()
-    template = program.init_state()
+    template = template if template is not None else program.init_state()
     critic_ratio = template.hparams.critic_steps
-    system = start(program, settings, workdir, keep_checkpoints)
+    system = start(program, settings, workdir, keep_checkpoints, template)
     writer = MetricWriter(workdir)
     interrupted = False
     eval_metrics: dict[str, float] = {}
