@@ -3,7 +3,8 @@
 #   make demo        the tour of every method on its offline preset -> runs/tour/index.html
 #   make test        the fast test suite (what CI runs)
 #   make test-slow   the long tests (real training runs, full benchmark evaluations)
-#   make bench       speed benchmarks (DANN step vs PyTorch, SPIRAL renderers vs libmypaint)
+#   make bench       speed benchmarks (DANN step vs PyTorch, SPIRAL renderers vs libmypaint,
+#                    SPIRAL on Ray with 1, 2, 4 actors, gaze correction fps)
 #   make lint        ruff check + format check
 
 SHELL := /bin/bash
@@ -71,13 +72,15 @@ $(VENV)-torch/bin/python:
 	  || $(VENV)-torch/bin/pip install -q torch --index-url https://download.pytorch.org/whl/cpu; } \
 	|| { echo "PyTorch could not be installed; the benchmark reports JAX alone"; rm -rf $(VENV)-torch; }
 
-bench: system-packages $(VENV)/.installed-mujoco+dev
+bench: system-packages $(VENV)/.installed-mujoco+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) benchmarks/dann_step.py --torch-python=$(VENV)-torch/bin/python
 	$(PY) benchmarks/deepwarp.py --torch-python=$(VENV)-torch/bin/python
 	$(PY) benchmarks/spiral_envs.py
 	$(PY) benchmarks/spiral_train.py
+	$(PY) benchmarks/spiral_scaling.py
 	$(PY) benchmarks/n4fields.py
+	$(PY) benchmarks/gaze.py
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

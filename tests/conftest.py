@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import socket
 
 import pytest
 
@@ -30,3 +31,15 @@ def shared_data() -> pathlib.Path:
     if not path.is_dir():
         pytest.fail(f"{path} is missing: the tests need ../shared/data beside the checkout")
     return path
+
+
+@pytest.fixture
+def free_port():
+    """A function that returns a free TCP port on the loopback (coordinators, Slurm's JAX_PORT)."""
+
+    def find() -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    return find

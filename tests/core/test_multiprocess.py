@@ -12,7 +12,6 @@ the two processes agree with each other and with one process holding all 4 devic
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +25,6 @@ ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT = 240
 GLOBAL_BATCH = 16  # 8 source + 8 target images: 2 per device on 4 devices
 STEPS = 3
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _env(local_devices: int, **extra: str) -> dict[str, str]:
@@ -95,8 +88,8 @@ def _load(path: Path) -> dict[str, np.ndarray]:
         return dict(data)
 
 
-def test_two_processes_agree_with_each_other_and_with_one_process(tmp_path):
-    port = _free_port()
+def test_two_processes_agree_with_each_other_and_with_one_process(tmp_path, free_port):
+    port = free_port()
     coordinator = f"127.0.0.1:{port}"
     cmds, envs, logs = [], [], []
     for i in range(2):
@@ -158,12 +151,12 @@ def _records(workdir: Path) -> dict[tuple[int, str], float]:
 
 
 @pytest.mark.slow
-def test_dann_binary_on_two_processes_matches_one_process_and_resumes(tmp_path):
+def test_dann_binary_on_two_processes_matches_one_process_and_resumes(tmp_path, free_port):
     """`python -m experiments.dann` launched as 2 processes: same metrics as 1 process."""
     binary = [sys.executable, "-m", "experiments.dann", *DANN_TINY]
 
     def launch(tag: str) -> list[Path]:
-        coordinator = f"127.0.0.1:{_free_port()}"
+        coordinator = f"127.0.0.1:{free_port()}"
         procs, logs = [], []
         for i in range(2):
             env = _env(

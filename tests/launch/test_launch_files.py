@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import stat
 import subprocess
 import sys
@@ -342,20 +341,14 @@ def test_slurm_script_refuses_unknown_binaries_and_outside_slurm(tmp_path):
     assert result.returncode != 0 and "sbatch" in result.stderr
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_slurm_script_trains_dann_on_two_local_processes(tmp_path):
+def test_slurm_script_trains_dann_on_two_local_processes(tmp_path, free_port):
     """The whole chain: the sbatch script, initialize_distributed, 2 processes of 2 CPUs."""
     workdir = tmp_path / "work"
     env = _slurm_env(
         tmp_path,
         SLURM_JOB_NODELIST="127.0.0.1",
-        JAX_PORT=str(_free_port()),
+        JAX_PORT=str(free_port()),
         METHOD="dann",
         PRESET="digits",
         WORKDIR=str(workdir),

@@ -495,6 +495,9 @@ class System:
     critic_learner: Any | None
     actors: list[Any]
     actor_runs: list[Any]
+    # The Program in Ray's object store, held for the run: Ray rebuilds a restarted worker from
+    # its constructor arguments, which must not go out of scope while it may die.
+    program_ref: Any = None
 
     def shutdown(self) -> None:
         import ray
@@ -567,7 +570,7 @@ def start(
         for i in range(settings.num_actors)
     ]
     runs = [actor.run.remote() for actor in actors]
-    return System(hub, policy_learner, critic_learner, actors, runs)
+    return System(hub, policy_learner, critic_learner, actors, runs, program_ref)
 
 
 def train(
@@ -638,12 +641,15 @@ def train(
                     last_stats = stats
                 if step % checkpoint_every == 0 or step == num_steps:
                     _save(system)
-                if periodic or (eval_fn is not None and _due(step, eval_every, num_steps)):
+                due = [
+                    p for p in periodic if step % p.every == 0 or (p.at_end and step == num_steps)
+                ]
+                evaluate = eval_fn is not None and _due(step, eval_every, num_steps)
+                if due or evaluate:  # only then pull the newest parameters from the hub
                     state = _newest_state(system, template)
-                    for p in periodic:
-                        if step % p.every == 0 or (p.at_end and step == num_steps):
-                            p.fn(step, state)
-                    if eval_fn is not None and _due(step, eval_every, num_steps):
+                    for p in due:
+                        p.fn(step, state)
+                    if evaluate:
                         eval_metrics = dict(eval_fn(state))
                         writer.scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
             if interrupted:
