@@ -22,7 +22,7 @@ import ml_collections
 import optax
 
 from thesis_jax.core import TrainState
-from thesis_jax.deepwarp import export, losses
+from thesis_jax.deepwarp import losses
 from thesis_jax.deepwarp.model import DeepWarp
 
 LOSSES = ("l2", "registration_l2", "registration_l1")
@@ -41,8 +41,13 @@ class Hparams:
 
 
 def make_model(config: ml_collections.ConfigDict) -> DeepWarp:
-    """The network of a config (the same `Architecture` an export of it records)."""
-    return export.Architecture.from_config(config).model()
+    model = config.model
+    return DeepWarp(
+        variant=model.variant,
+        widths=tuple(model.widths),
+        kernels=tuple(model.kernels),
+        lcm_widths=tuple(model.lcm_widths),
+    )
 
 
 def init(rng: jax.Array, config: ml_collections.ConfigDict) -> TrainState:
