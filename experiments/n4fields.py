@@ -676,6 +676,67 @@ def train_and_evaluate(
     return rows
 
 
+def tour(workdir: str, budget: float = 1.0) -> Any:
+    """The N4-Fields section of `experiments.tour`: `shapes` with a small budget."""
+    from experiments.configs.n4fields import THESIS_TABLE
+    from experiments.tour_section import TourSection
+
+    steps = max(10, int(600 * budget))
+    models = ("n4", "central", "patch")
+    config = core.get_config(
+        "shapes",
+        _PRESETS,
+        {
+            "num_steps": steps,
+            "models": models,
+            "train_images": max(4, int(40 * budget)),
+            "eval_images": max(2, int(12 * budget)),
+            "dictionary_size": max(2000, int(20_000 * budget)),
+            "pca_samples": max(2000, int(10_000 * budget)),
+            "val_patches": 512,
+            "num_pictures": 3,
+            "qualitative_images": 2,
+            "tolerances": (),
+            "log_every": max(1, steps // 10),
+            "eval_every": steps,
+            "checkpoint_every": steps,
+        },
+    )
+    results = train_and_evaluate(config, workdir)
+    if results is None:
+        return None
+    thesis = THESIS_TABLE["bsds"]
+    return TourSection(
+        title="N4-Fields: edges by nearest-neighbour neural codes (thesis ch. 3)",
+        summary=(
+            "Procedural images of overlapping shapes with exact edge maps. A CNN maps every "
+            "34x34 patch to a 16-D code of its 16x16 edge annotation; the nearest neighbour of "
+            "the code in a dictionary of training patches supplies the annotation, and the "
+            "overlapping annotations are averaged into the edge map (sec. 3.3). CNN-central and "
+            f"CNN-patch predict the centre pixel or the whole patch directly. {steps} steps per "
+            "model; maps thinned by NMS and scored with the BSDS benchmark."
+        ),
+        pictures=[
+            (
+                os.path.join(workdir, "panels.png"),
+                "held-out images: input, ground truth, every model (R/P/F, as fig. 3.7)",
+            ),
+            (os.path.join(workdir, "pr_curves.png"), "precision / recall curves (BSDS benchmark)"),
+            (os.path.join(workdir, "qualitative.png"), "photographs the models never saw"),
+        ],
+        table_header=("model", "ODS / OIS / AP, shapes (ours)", "thesis, BSDS500"),
+        table_rows=[
+            (
+                MODEL_NAMES[name],
+                " / ".join(f"{row[k]:.3f}" for k in ("ods", "ois", "ap")),
+                " / ".join(f"{v:.2f}" for v in thesis[name]),
+            )
+            for name, row in results.items()
+        ],
+        note="Full report: " + os.path.join(workdir, "results.md"),
+    )
+
+
 def main(config: ml_collections.ConfigDict, workdir: str) -> None:
     results = train_and_evaluate(config, workdir)
     if results is not None:

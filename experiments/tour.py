@@ -21,7 +21,12 @@ from absl import logging as absl_logging
 from experiments.tour_section import TourSection
 from thesis_jax.core import parallel, write_atomic
 
-TOUR_MODULES = ("experiments.dann", "experiments.deepwarp", "experiments.spiral")
+TOUR_MODULES = (
+    "experiments.n4fields",
+    "experiments.deepwarp",
+    "experiments.dann",
+    "experiments.spiral",
+)  # thesis order
 
 _WORKDIR = flags.DEFINE_string("workdir", "runs/tour", "Where the runs and index.html go.")
 _METHODS = flags.DEFINE_list(

@@ -134,3 +134,31 @@ def test_n4fields_binary_rejects_bad_presets_models_and_folders(tmp_path):
         timeout=300,
     )
     assert bad.returncode != 0 and "DRIVE" in bad.stderr
+
+
+def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path):
+    import re
+
+    run = run_module(
+        "experiments.tour",
+        f"--workdir={tmp_path}",
+        "--budget=0.01",
+        "--methods=n4fields",
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    page = (tmp_path / "index.html").read_text()
+    assert "<h2>N4-Fields" in page
+    for name, thesis in (
+        ("N4-fields", "0.75 / 0.76 / 0.77"),
+        ("CNN-central", "0.72 / 0.74 / 0.75"),
+    ):
+        assert re.search(
+            rf"<td>{name}</td><td>0\.\d{{3}} / 0\.\d{{3}} / 0\.\d{{3}}</td>"
+            rf"<td>{thesis}</td>",
+            page,
+        ), name
+    images = re.findall(r"<img src='([^']+)'", page)
+    assert len(images) == 3
+    for rel in images:
+        picture(tmp_path / rel)

@@ -14,8 +14,8 @@ from thesis_jax.spiral import distributed, pbt
 def test_hub_queue_is_bounded_and_first_in_first_out():
     hub = distributed.HubCore(queue_capacity=2, replay_capacity=4)
     record = lambda i: {"final_canvas": np.full((3, 2, 2, 1), i, np.float32)}
-    assert hub.put_trajectories(record(0)) and hub.put_trajectories(record(1))
-    assert not hub.put_trajectories(record(2))  # full: the actor waits
+    assert hub.has_room() and hub.put_trajectories(record(0)) and hub.put_trajectories(record(1))
+    assert not hub.has_room() and not hub.put_trajectories(record(2))  # full: the actor waits
     assert hub.take_trajectories(3) == []  # fewer queued than asked
     taken = hub.take_trajectories(2)
     assert [r["final_canvas"][0, 0, 0, 0] for r in taken] == [0, 1]

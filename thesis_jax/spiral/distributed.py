@@ -141,6 +141,10 @@ class HubCore:
         self._counters["episodes_painted"] += len(record["final_canvas"])
         return True
 
+    def has_room(self) -> bool:
+        """Whether a push would be taken now (actors ask this cheaply before sending a record)."""
+        return len(self._queue) < self._queue_capacity
+
     def take_trajectories(self, count: int) -> list[dict[str, np.ndarray]]:
         """`count` records, oldest first, or [] if fewer are queued (the learner polls)."""
         if len(self._queue) < count:
@@ -344,7 +348,24 @@ class CriticLearnerCore(_LearnerCore):
 # ----------------------------------------------------------------------------------------------
 # Ray wiring.
 
-_POLL_SECONDS = 0.005
+_POLL_SECONDS = 0.005  # first wait when there is nothing to do; doubles up to a maximum:
+_ACTOR_MAX_POLL_SECONDS = 0.1  # waiting actors must not take the CPU from the busy learners,
+_LEARNER_MAX_POLL_SECONDS = 0.02  # and a learner starts soon after its data arrives
+
+
+class _Backoff:
+    """Sleeps 5 ms, 10 ms, 20 ms ... up to `max_seconds` between polls; `reset` after progress."""
+
+    def __init__(self, max_seconds: float = _ACTOR_MAX_POLL_SECONDS) -> None:
+        self.delay = _POLL_SECONDS
+        self.max_seconds = max_seconds
+
+    def wait(self) -> None:
+        time.sleep(self.delay)
+        self.delay = min(2 * self.delay, self.max_seconds)
+
+    def reset(self) -> None:
+        self.delay = _POLL_SECONDS
 
 
 def _require_ray():
@@ -377,24 +398,36 @@ class _Actor:
     def _run(self) -> int:
         ray, hub, core = self._ray, self.hub, self.core
         pushed = 0
+        backoff = _Backoff()
         while not ray.get(hub.stopped.remote()):
             newer = ray.get(hub.latest.remote("policy", core.version))
             if newer is not None:
                 core.set_policy(*newer)
             if core.params is None:
-                time.sleep(_POLL_SECONDS)
+                backoff.wait()
                 continue
             record = core.paint()
             generated = {"canvas": record["final_canvas"]}
             if core.state.hparams.conditional:
                 generated["target"] = record["target"]
             hub.add_generated.remote(generated)
-            while not ray.get(hub.put_trajectories.remote(record)):
-                if ray.get(hub.stopped.remote()):
-                    return pushed
-                time.sleep(_POLL_SECONDS)
+            if not self._push(record):
+                return pushed
             pushed += 1
         return pushed
+
+    def _push(self, record: dict[str, np.ndarray]) -> bool:
+        """Waits for room in the queue (the learner is behind), then sends the record once;
+        False if the run stops first."""
+        ray, hub = self._ray, self.hub
+        backoff = _Backoff()
+        while True:
+            # The record (hundreds of KB) travels only when the queue has room for it.
+            if ray.get(hub.has_room.remote()) and ray.get(hub.put_trajectories.remote(record)):
+                return True
+            if ray.get(hub.stopped.remote()):
+                return False
+            backoff.wait()
 
     def pid(self) -> int:
         return os.getpid()
@@ -435,14 +468,16 @@ class _PolicyLearner(_Learner):
     def train_until(self, step: int) -> dict[str, float]:
         ray, hub, core = self._ray, self.hub, self.core
         history = []
+        backoff = _Backoff(_LEARNER_MAX_POLL_SECONDS)
         while core.step < step:
             newer = ray.get(hub.latest.remote("critic", core.critic_version))
             if newer is not None:
                 core.set_critic(*newer)
             records = ray.get(hub.take_trajectories.remote(self._records))
             if not records:
-                time.sleep(_POLL_SECONDS)
+                backoff.wait()
                 continue
+            backoff.reset()
             history.append(core.learn(_stack(records)))
             hub.publish.remote("policy", core.step, core.params)
         return _mean(history)
@@ -458,11 +493,13 @@ class _CriticLearner(_Learner):
     def train_until(self, step: int) -> dict[str, float]:
         ray, hub, core = self._ray, self.hub, self.core
         history = []
+        backoff = _Backoff(_LEARNER_MAX_POLL_SECONDS)
         while core.step < step:
             generated = ray.get(hub.sample_generated.remote(self._batch))
             if generated is None:
-                time.sleep(_POLL_SECONDS)
+                backoff.wait()
                 continue
+            backoff.reset()
             history.append(core.learn(generated))
             hub.publish.remote("critic", core.step, core.params)
         return _mean(history)
