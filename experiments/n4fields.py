@@ -681,7 +681,7 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
     from experiments.configs.n4fields import THESIS_TABLE
     from experiments.tour_section import TourSection
 
-    steps = max(10, int(600 * budget))
+    steps = max(10, int(1500 * budget))  # the preset's: fewer leave the baselines at the prior
     models = ("n4", "central", "patch")
     config = core.get_config(
         "shapes",
@@ -689,7 +689,7 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
         {
             "num_steps": steps,
             "models": models,
-            "train_images": max(4, int(40 * budget)),
+            "train_images": max(4, int(100 * budget)),
             "eval_images": max(2, int(12 * budget)),
             "dictionary_size": max(2000, int(20_000 * budget)),
             "pca_samples": max(2000, int(10_000 * budget)),
