@@ -677,7 +677,7 @@ def train_and_evaluate(
 
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
-    """The N4-Fields section of `experiments.tour`: `shapes` with a small budget."""
+    """The N4-Fields section of `experiments.tour`: `shapes`, fewer images, 3 models."""
     from experiments.configs.n4fields import THESIS_TABLE
     from experiments.tour_section import TourSection
 
