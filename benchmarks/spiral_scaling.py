@@ -42,7 +42,7 @@ import jax
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from spiral_train import bench_jax_paint  # the single-host row
+from spiral_train import add_rates, bench_jax_paint  # the single-host row, rates
 
 from experiments import spiral as spiral_binary
 from thesis_jax import core
@@ -150,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'':<36}{'agent steps/s':>14}{'episodes/s':>12}{'painted/s':>11}{'lag':>6}{'queue':>8}")
     for row in rows:
-        rates = [args.steps / t for t in row["times"]]
-        row["agent_steps_per_second"] = statistics.median(rates)
-        row["episodes_per_second"] = row["agent_steps_per_second"] * config.batch_size
+        add_rates(row, args.steps, config)
         painted = row.get("actor_episodes_per_second")
         lag = row.get("lag_mean")
         print(

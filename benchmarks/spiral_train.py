@@ -65,6 +65,13 @@ def _timed(step, state, steps: int, repeats: int) -> tuple[list[float], object]:
     return times, state
 
 
+def add_rates(row: dict, steps: int, config) -> None:
+    """Agent steps/s (median over the timed runs of `steps` steps), episodes/s, critic steps/s."""
+    row["agent_steps_per_second"] = statistics.median(steps / t for t in row["times"])
+    row["episodes_per_second"] = row["agent_steps_per_second"] * config.batch_size
+    row["critic_steps_per_second"] = row["agent_steps_per_second"] * config.critic_steps
+
+
 def bench_jax_paint(config, steps: int, repeats: int) -> dict:
     state = spiral_binary.init_state(config)
     update = jax.jit(
@@ -118,10 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"{'actors':<28}{'agent steps/s':>14}{'episodes/s':>12}{'critic steps/s':>16}")
     for row in rows:
-        rates = [args.steps / t for t in row["times"]]
-        row["agent_steps_per_second"] = statistics.median(rates)
-        row["episodes_per_second"] = row["agent_steps_per_second"] * config.batch_size
-        row["critic_steps_per_second"] = row["agent_steps_per_second"] * config.critic_steps
+        add_rates(row, args.steps, config)
         print(
             f"{row['name']:<28}{row['agent_steps_per_second']:>14.3f}"
             f"{row['episodes_per_second']:>12.1f}{row['critic_steps_per_second']:>16.3f}"
