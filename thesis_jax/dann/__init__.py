@@ -8,6 +8,7 @@ Pure functions over pytrees:
     features = dann.gradient_reversal(features, lam)    # use the GRL in your own model
 """
 
+from thesis_jax.dann import report
 from thesis_jax.dann.analysis import plot_tsne, proxy_a_distance, tsne_embedding
 from thesis_jax.dann.baselines import (
     SAResult,
@@ -22,25 +23,53 @@ from thesis_jax.dann.domains import (
     labelled_target_indices,
     load_domain_pair,
     make_batch_fn,
+    pair_description,
+)
+from thesis_jax.dann.experiment import (
+    METHODS,
+    Experiment,
+    Method,
+    check_methods,
+    evaluate_model,
+    models_to_train,
+    subspace_alignment_row,
+    train_model,
 )
 from thesis_jax.dann.grl import gradient_reversal
 from thesis_jax.dann.networks import ARCHITECTURES, DANN, max_norm_projection
+from thesis_jax.dann.report import learning_curve, plot_learning_curves, results_table, stability
 from thesis_jax.dann.schedules import lambda_schedule, learning_rate_schedule, progress
-from thesis_jax.dann.train import MODES, Hparams, init, loss, make_model, predict, update
+from thesis_jax.dann.train import (
+    MODES,
+    Hparams,
+    inference_params,
+    init,
+    loss,
+    make_model,
+    predict,
+    update,
+)
 
 __all__ = [
     "ARCHITECTURES",
     "DANN",
+    "METHODS",
     "MODES",
     "PAIRS",
     "DomainPair",
+    "Experiment",
     "Hparams",
+    "Method",
     "SAResult",
+    "check_methods",
+    "evaluate_model",
     "fit_linear_svm",
     "gradient_reversal",
+    "inference_params",
     "init",
     "labelled_target_indices",
     "lambda_schedule",
+    "learning_curve",
     "learning_rate_schedule",
     "linear_svm_accuracy",
     "load_domain_pair",
@@ -48,12 +77,20 @@ __all__ = [
     "make_batch_fn",
     "make_model",
     "max_norm_projection",
+    "models_to_train",
+    "pair_description",
+    "plot_learning_curves",
     "plot_tsne",
     "predict",
     "progress",
     "proxy_a_distance",
+    "report",
+    "results_table",
+    "stability",
     "subspace_alignment",
     "subspace_alignment_accuracy",
+    "subspace_alignment_row",
+    "train_model",
     "tsne_embedding",
     "update",
 ]

