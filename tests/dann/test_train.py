@@ -236,3 +236,36 @@ def test_update_reports_feature_and_gradient_norms():
     grads = _grads(state, batch, float(metrics["lambda"]))
     # The update's gradient uses its own dropout key, but this architecture has no dropout.
     np.testing.assert_allclose(metrics["grad_norm"], optax.tree.norm(grads), rtol=1e-4)
+
+
+def test_parameter_average_follows_the_warm_up_formula_under_donation():
+    config = _config(ema_decay=0.9)
+    state = dann.init(jax.random.PRNGKey(0), config, mode="dann")
+    start = jax.tree.map(np.asarray, state.params)
+    assert dann.inference_params(state) is state.model_state["ema_params"]
+    step = parallel.jit_update(dann.update, parallel.data_mesh(jax.devices()[:1]))  # donates
+    batch = _batch()
+    state, _ = step(state, batch)
+    first = jax.tree.map(np.asarray, state.params)
+    # step 0: d = min(0.9, 1 / 10) = 0.1
+    expected = jax.tree.map(lambda a, p: 0.1 * a + 0.9 * p, start, first)
+    jax.tree.map(
+        lambda e, a: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7),
+        expected,
+        state.model_state["ema_params"],
+    )
+    state, _ = step(state, batch)
+    # step 1: d = min(0.9, 2 / 11)
+    d = 2 / 11
+    expected = jax.tree.map(
+        lambda e, p: d * e + (1 - d) * p, expected, jax.tree.map(np.asarray, state.params)
+    )
+    jax.tree.map(
+        lambda e, a: np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-7),
+        expected,
+        dann.inference_params(state),
+    )
+    plain = dann.init(jax.random.PRNGKey(0), _config(), mode="dann")
+    assert dann.inference_params(plain) is plain.params
+    with pytest.raises(ValueError, match="ema_decay"):
+        dann.init(jax.random.PRNGKey(0), _config(ema_decay=1.0))

@@ -97,7 +97,8 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict, mode: str | None = N
         tx=make_optimizer(config),
         apply_fn=model.apply,
         rng=state_rng,
-        model_state={"ema_params": params} if hparams.ema_decay else None,
+        # A copy: params and their average are separate (donated) buffers.
+        model_state={"ema_params": jax.tree.map(jnp.copy, params)} if hparams.ema_decay else None,
         hparams=hparams,
     )
 
