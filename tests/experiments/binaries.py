@@ -10,7 +10,9 @@ from PIL import Image
 from tests.conftest import ROOT
 
 
-def run_module(module: str, *args: str, timeout: float) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """`python -m module args...` from the repository root, output captured."""
     return subprocess.run(
         [sys.executable, "-m", module, *args],
@@ -18,7 +20,7 @@ def run_module(module: str, *args: str, timeout: float) -> subprocess.CompletedP
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=dict(os.environ),
+        env=dict(os.environ) if env is None else env,
     )
 
 
