@@ -56,6 +56,7 @@ def _base() -> ml_collections.ConfigDict:
     config.seed = 0
     config.data_seed = 0
     config.num_steps = 20_000
+    config.schedule_steps = 0  # p of sec. 5.4.2 runs 0 -> 1 over these steps (0: num_steps)
     config.batch_size = 128  # 64 source + 64 target
     config.data_dir = ""  # tfds data dir ("" = $TFDS_DATA_DIR or ~/tensorflow_datasets)
     config.dataset = "digits"

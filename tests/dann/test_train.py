@@ -1,5 +1,6 @@
 """DANN networks and the update: fig. 5.3 shapes, eq. (5.3.9)-(5.3.10), baselines, max-norm."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -163,6 +164,24 @@ def test_update_learns_and_follows_the_lambda_schedule():
         float(dann.lambda_schedule(149 / 150)), rel=1e-5
     )
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_schedule_steps_decouples_the_schedules_from_the_run_length():
+    """`schedule_steps` fixes where lambda_p and mu_p saturate; `num_steps` says when to stop."""
+    batch = _batch(n=8)
+    update = jax.jit(dann.update)
+    by_length = dann.init(jax.random.PRNGKey(0), _config(num_steps=40))
+    fixed = dann.init(jax.random.PRNGKey(0), _config(num_steps=400, schedule_steps=40))
+    stretched = dann.init(jax.random.PRNGKey(0), _config(num_steps=400))
+    assert fixed.hparams.schedule_steps == by_length.hparams.schedule_steps == 40
+    for _ in range(20):
+        by_length, m_length = update(by_length, batch)
+        fixed, m_fixed = update(fixed, batch)
+        stretched, m_stretched = update(stretched, batch)
+    assert float(m_fixed["lambda"]) == pytest.approx(float(m_length["lambda"]))
+    assert float(m_fixed["lambda"]) == pytest.approx(float(dann.lambda_schedule(19 / 40)), rel=1e-5)
+    assert float(m_stretched["lambda"]) < 0.5 * float(m_fixed["lambda"])
+    chex.assert_trees_all_close(fixed.params, by_length.params, rtol=1e-5, atol=1e-7)
 
 
 def test_sharded_update_matches_single_device():

@@ -45,7 +45,7 @@ class Hparams:
     """The static hyperparameters `update` needs besides the state (hashable)."""
 
     mode: str = "dann"
-    num_steps: int = 10_000
+    schedule_steps: int = 10_000  # p = step / schedule_steps, clipped to 1
     gamma: float = 10.0
     max_norm: float = 0.0
     ema_decay: float = 0.0
@@ -72,10 +72,15 @@ def input_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
     return tuple(shape) if shape else INPUT_SHAPES[config.architecture]
 
 
+def schedule_steps(config: ml_collections.ConfigDict) -> int:
+    """The steps over which p runs from 0 to 1: `config.schedule_steps`, or `num_steps` if 0."""
+    return config.get("schedule_steps", 0) or config.num_steps
+
+
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """SGD, momentum 0.9, mu_p = mu0 / (1 + alpha p)^beta (sec. 5.4.2)."""
     lr = config.learning_rate
-    schedule = schedules.learning_rate_schedule(config.num_steps, lr.mu0, lr.alpha, lr.beta)
+    schedule = schedules.learning_rate_schedule(schedule_steps(config), lr.mu0, lr.alpha, lr.beta)
     return optax.sgd(schedule, momentum=config.momentum)
 
 
@@ -87,7 +92,7 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict, mode: str | None = N
     params = jax.jit(lambda r: model.init(r, dummy, 0.0)["params"])(params_rng)
     hparams = Hparams(
         mode=mode or config.get("mode", "dann"),
-        num_steps=config.num_steps,
+        schedule_steps=schedule_steps(config),
         gamma=config.gamma,
         max_norm=config.get("max_norm", 0.0),
         ema_decay=config.get("ema_decay", 0.0),
@@ -197,7 +202,7 @@ def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainStat
     """One SGD step of eq. (5.3.9)-(5.3.10) through the gradient reversal layer."""
     hp: Hparams = state.hparams
     rng, step_rng = jax.random.split(state.rng)
-    lam = schedules.lambda_schedule(schedules.progress(state.step, hp.num_steps), hp.gamma)
+    lam = schedules.lambda_schedule(schedules.progress(state.step, hp.schedule_steps), hp.gamma)
     grad_fn = jax.grad(loss, has_aux=True)
     grads, metrics = grad_fn(
         state.params, batch, step_rng, lam, apply_fn=state.apply_fn, mode=hp.mode
