@@ -75,7 +75,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     dann.check_methods(config)
     if config.num_seeds < 1:
         raise core.ConfigError(f"num_seeds must be at least 1, got {config.num_seeds}")
-    core.config.claim_workdir(config, workdir)
+    core.presets.claim_workdir(config, workdir)
     pair = dann.load_domain_pair(config)
     exp = Experiment.create(config, pair)
     absl_logging.info(
@@ -204,4 +204,4 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    core.config.run(main, name="dann", preset_file=_PRESETS, default_preset="digits")
+    core.presets.run(main, name="dann", preset_file=_PRESETS, default_preset="digits")

@@ -272,7 +272,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         )
     if config.angle_dims != (2 if config.two_d else 1):
         raise ValueError("config.angle_dims must be 2 when config.two_d is set, else 1")
-    core.config.claim_workdir(config, workdir, may_differ=("log_every", "eval_every"))
+    core.presets.claim_workdir(config, workdir, may_differ=("log_every", "eval_every"))
     train, test = load_pairs(config)
     exp = Experiment(config=config, train=train, test=test, mesh=parallel.data_mesh())
     absl_logging.info(
@@ -348,4 +348,4 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    core.config.run(main, name="deepwarp", preset_file=_PRESETS, default_preset="eyes")
+    core.presets.run(main, name="deepwarp", preset_file=_PRESETS, default_preset="eyes")

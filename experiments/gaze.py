@@ -115,7 +115,7 @@ def correct_photo(redirector, image: np.ndarray, source: Path, output: Path) -> 
 def correct_video(redirector, capture, source: Path, output: Path) -> None:
     import cv2
 
-    from thesis_jax.core.logging import progress_bar
+    from thesis_jax.core.metrics import progress_bar
     from thesis_jax.deepwarp.landmarks import FaceMesh
 
     codec = VIDEO_CODECS.get(output.suffix.lower())

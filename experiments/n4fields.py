@@ -40,7 +40,7 @@ from absl import logging as absl_logging
 
 from thesis_jax import core, edges, n4fields
 from thesis_jax.core import parallel
-from thesis_jax.core.logging import is_main_process, progress_bar, write_atomic
+from thesis_jax.core.metrics import is_main_process, progress_bar, write_atomic
 
 _PRESETS = os.path.join(os.path.dirname(__file__), "configs", "n4fields.py")
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -644,7 +644,7 @@ def train_and_evaluate(
 ) -> dict[str, dict[str, float]] | None:
     """Every model of `config.models`, then the report; None if interrupted."""
     _check_config(config)
-    core.config.claim_workdir(
+    core.presets.claim_workdir(
         config,
         workdir,
         may_differ=("log_every", "eval_every", "checkpoint_every", "num_pictures", "tolerances"),
@@ -744,4 +744,4 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    core.config.run(main, name="n4fields", preset_file=_PRESETS, default_preset="shapes")
+    core.presets.run(main, name="n4fields", preset_file=_PRESETS, default_preset="shapes")

@@ -276,7 +276,7 @@ MAY_DIFFER = (
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> core.LoopResult:
     check_config(config)
-    core.config.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
+    core.presets.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
     train_images, eval_images = load_targets(config)
     absl_logging.info(
         "%s: %d training targets, %d held out, %s renderer",
@@ -460,7 +460,7 @@ def run_pbt(config: ml_collections.ConfigDict, workdir: str) -> pbt.PopulationRe
         raise core.ConfigError(
             f"num_steps ({config.num_steps}) must be a multiple of pbt_rounds ({config.pbt_rounds})"
         )
-    core.config.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
+    core.presets.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
     rng = np.random.default_rng(config.seed)
     names = pbt.SPIRAL_HYPERPARAMS
     initial = [
@@ -507,7 +507,7 @@ def plot_l2_curves(runs: dict[str, str], path: str) -> str:
     figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
     colours: dict[str, str] = {}
     for label, workdir in runs.items():
-        records = [r for r in core.logging.read_metrics(workdir) if "eval/l2" in r]
+        records = [r for r in core.metrics.read_metrics(workdir) if "eval/l2" in r]
         if not records:
             raise ValueError(f"{workdir} has no eval/l2 records yet")
         group = label.split(" (")[0]
@@ -612,4 +612,4 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    core.config.run(main, name="spiral", preset_file=_PRESETS, default_preset="digits")
+    core.presets.run(main, name="spiral", preset_file=_PRESETS, default_preset="digits")

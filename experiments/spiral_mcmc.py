@@ -42,7 +42,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from thesis_jax import core
-from thesis_jax.core.config import ConfigError
+from thesis_jax.core.presets import ConfigError
 
 _PRESETS = os.path.join(os.path.dirname(__file__), "configs", "spiral_mcmc.py")
 
@@ -132,7 +132,7 @@ def run_chains(
         return chains  # type: ignore[return-value]
 
     scenes_config = ScenesConfig(image_size=config.image_size)
-    bar = core.logging.progress_bar(len(targets), initial=done, desc="blocked MH (images)")
+    bar = core.metrics.progress_bar(len(targets), initial=done, desc="blocked MH (images)")
     try:
         with SceneRenderer(scenes_config, max_objects=scenes.shape[1]) as renderer:
             for i, target in enumerate(targets):
@@ -322,7 +322,7 @@ def reconstructions_grid(targets: np.ndarray, outputs: np.ndarray, per_row: int 
 def run_experiment(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
     """Runs (or resumes) every chain and writes the report; returns results.json's contents."""
     check_config(config)
-    core.config.claim_workdir(config, workdir, may_differ=_REPORT_FIELDS)
+    core.presets.claim_workdir(config, workdir, may_differ=_REPORT_FIELDS)
     targets, scenes = load_targets(config)
     absl_logging.info(
         "blocked MH on %d held-out MuJoCo scenes (seed %d), %d evaluations each",
@@ -379,10 +379,10 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> None:
         results = run_experiment(config, workdir)
     except KeyboardInterrupt:
         sys.exit(130)  # finished chains are on disk; run_chains logged how to go on
-    if core.logging.is_main_process():
+    if core.metrics.is_main_process():
         print(summary_text(results))
     absl_logging.info("report: %s", os.path.join(workdir, "results.json"))
 
 
 if __name__ == "__main__":
-    core.config.run(main, name="spiral_mcmc", preset_file=_PRESETS, default_preset="default")
+    core.presets.run(main, name="spiral_mcmc", preset_file=_PRESETS, default_preset="default")

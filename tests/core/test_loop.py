@@ -11,7 +11,7 @@ import pytest
 
 from tests.core import toy
 from thesis_jax.core import Checkpointer, Periodic, train
-from thesis_jax.core.logging import read_metrics
+from thesis_jax.core.metrics import read_metrics
 
 
 def _leaves_equal(a, b):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from thesis_jax.core.logging import image_grid, save_png
+from thesis_jax.core.metrics import image_grid, save_png
 from thesis_jax.data import DatasetNotFoundError, load_tfds_arrays, sklearn_digits, spiral_data
 from thesis_jax.data.spiral_data import (
     SPIRAL_TARGET_SETS,

@@ -163,7 +163,7 @@ def test_export_round_trip_and_loading_a_workdir(tmp_path, random_model):
     # A workdir of experiments.deepwarp: config.json + <variant>/checkpoints.
     config = core.get_config("eyes", PRESETS, {"model.widths": (4, 8, 4, 4)})
     config.variants = ("ss", "cfw_lcm")
-    core.config.claim_workdir(config, tmp_path / "run")
+    core.presets.claim_workdir(config, tmp_path / "run")
     config.model.variant = "cfw_lcm"
     state = deepwarp.init(jax.random.PRNGKey(3), config)
     with core.Checkpointer(tmp_path / "run" / "cfw_lcm" / "checkpoints", save_every=1) as ckpt:

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from thesis_jax.core import config as core_config
-from thesis_jax.core import parallel
+from thesis_jax.core import parallel, presets
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCH = ROOT / "launch"
@@ -115,11 +114,11 @@ def _check_command(method: str, preset: str, overrides: dict[str, str]) -> set[s
     """Resolves the preset with the overrides; returns pending SPIRAL fields it lacks."""
     assert method in BINARIES, f"experiments.{method} is not one of the binaries {BINARIES}"
     preset_file = ROOT / "experiments" / "configs" / f"{method}.py"
-    defaults = core_config.get_config(preset, preset_file)
+    defaults = presets.get_config(preset, preset_file)
     missing = {f for f in overrides if method == "spiral" and f in PENDING_SPIRAL_FIELDS}
     missing -= set(defaults)
     known = {k: v for k, v in overrides.items() if k not in missing}
-    config = core_config.get_config(preset, preset_file, known)
+    config = presets.get_config(preset, preset_file, known)
     assert config.preset == preset
     return missing
 
@@ -148,7 +147,7 @@ def test_the_distributed_spiral_command_is_documented():
 
 def test_spiral_distributed_fields_once_they_exist():
     """Strict once SPIRAL's config has its distributed fields (being added alongside)."""
-    defaults = core_config.get_config("digits", ROOT / "experiments" / "configs" / "spiral.py")
+    defaults = presets.get_config("digits", ROOT / "experiments" / "configs" / "spiral.py")
     present = PENDING_SPIRAL_FIELDS & set(defaults)
     if not present:
         pytest.skip("experiments/configs/spiral.py has no distributed fields yet")

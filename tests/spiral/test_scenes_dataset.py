@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from thesis_jax.core.logging import image_grid, save_png
+from thesis_jax.core.metrics import image_grid, save_png
 from thesis_jax.spiral import scenes_dataset as sd
 from thesis_jax.spiral.envs import mujoco_scenes as ms
 

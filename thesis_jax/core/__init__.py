@@ -1,12 +1,12 @@
-"""Machinery shared by every method: sharding, checkpoints, logging, the train loop, configs.
+"""Machinery shared by every method: sharding, checkpoints, metrics, the train loop, presets.
 
 Nothing here knows about a particular method.
 """
 
-from thesis_jax.core import checkpoint, config, logging, loop, parallel
+from thesis_jax.core import checkpoint, loop, metrics, parallel, presets
 from thesis_jax.core.checkpoint import Checkpointer
-from thesis_jax.core.config import ConfigError, get_config
-from thesis_jax.core.logging import (
+from thesis_jax.core.loop import LoopResult, Periodic, train
+from thesis_jax.core.metrics import (
     MetricWriter,
     image_grid,
     save_figure,
@@ -14,7 +14,7 @@ from thesis_jax.core.logging import (
     save_png,
     write_atomic,
 )
-from thesis_jax.core.loop import LoopResult, Periodic, train
+from thesis_jax.core.presets import ConfigError, get_config
 from thesis_jax.core.train_state import TrainState, exponential_moving_average
 
 __all__ = [
@@ -25,13 +25,13 @@ __all__ = [
     "Periodic",
     "TrainState",
     "checkpoint",
-    "config",
     "exponential_moving_average",
     "get_config",
     "image_grid",
-    "logging",
     "loop",
+    "metrics",
     "parallel",
+    "presets",
     "save_figure",
     "save_gif",
     "save_png",

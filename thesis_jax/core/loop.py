@@ -30,7 +30,7 @@ from jax.sharding import Mesh
 
 from thesis_jax.core import parallel
 from thesis_jax.core.checkpoint import Checkpointer
-from thesis_jax.core.logging import MetricWriter, progress_bar
+from thesis_jax.core.metrics import MetricWriter, progress_bar
 
 Batch = Any
 State = Any

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 if TYPE_CHECKING:
     pass
 
-from thesis_jax.core.logging import save_figure
+from thesis_jax.core.metrics import save_figure
 from thesis_jax.dann.baselines import _feature_matrix, _feature_pair, fit_linear_svm
 
 PAD_C_VALUES = tuple(float(c) for c in np.logspace(-5, 4, 10))

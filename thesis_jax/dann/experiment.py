@@ -29,7 +29,7 @@ import numpy as np
 
 from thesis_jax import core
 from thesis_jax.core import parallel
-from thesis_jax.core.config import ConfigError
+from thesis_jax.core.presets import ConfigError
 from thesis_jax.dann import baselines, domains, train
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from thesis_jax.core.logging import read_metrics, save_figure
+from thesis_jax.core.metrics import read_metrics, save_figure
 
 Curve = tuple[Sequence[int], Sequence[float]]  # steps, accuracies
 ACCURACY_COLUMNS = ("target_accuracy", "target_accuracy_svm")

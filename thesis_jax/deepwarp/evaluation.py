@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from thesis_jax.core import logging as core_logging
+from thesis_jax.core import metrics as core_metrics
 
 
 def redirection_errors(
@@ -75,7 +75,7 @@ def plot_sorted_errors(curves: Mapping[str, np.ndarray], path: str) -> str:
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    return core_logging.save_figure(figure, path)
+    return core_metrics.save_figure(figure, path)
 
 
 def plot_error_by_angle(
@@ -91,7 +91,7 @@ def plot_error_by_angle(
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    return core_logging.save_figure(figure, path)
+    return core_metrics.save_figure(figure, path)
 
 
 def save_triplets(
@@ -105,12 +105,12 @@ def save_triplets(
     rows = []
     for i in range(len(inputs)):
         rows.extend([inputs[i], *(o[i] for o in outputs.values()), targets[i]])
-    grid = core_logging.image_grid(rows, ncols=len(outputs) + 2)
-    return core_logging.save_png(path, grid, scale=scale)
+    grid = core_metrics.image_grid(rows, ncols=len(outputs) + 2)
+    return core_metrics.save_png(path, grid, scale=scale)
 
 
 def save_sweep(path: str, rows: Sequence[np.ndarray], scale: int = 3) -> str:
     """Fig. 4.1: each row one input redirected over a range of angles, (K, H, W, 3) per row."""
     images = [image for row in rows for image in row]
-    grid = core_logging.image_grid(images, ncols=len(rows[0]))
-    return core_logging.save_png(path, grid, scale=scale)
+    grid = core_metrics.image_grid(images, ncols=len(rows[0]))
+    return core_metrics.save_png(path, grid, scale=scale)

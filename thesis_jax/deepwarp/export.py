@@ -22,7 +22,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from thesis_jax.core.logging import write_atomic
+from thesis_jax.core.metrics import write_atomic
 from thesis_jax.deepwarp.model import DeepWarp
 
 

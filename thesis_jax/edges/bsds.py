@@ -737,7 +737,7 @@ def evaluate_bsds(
     show = count > 4 if progress is None else progress
     bar = None
     if show:
-        from thesis_jax.core.logging import progress_bar
+        from thesis_jax.core.metrics import progress_bar
 
         bar = progress_bar(count, desc="BSDS benchmark")
     counts = np.zeros((count, values.size, 4))

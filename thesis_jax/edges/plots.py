@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from thesis_jax.core.logging import save_figure
+from thesis_jax.core.metrics import save_figure
 
 
 def _curve(result: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple | None]:

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from thesis_jax.core.logging import write_atomic
+from thesis_jax.core.metrics import write_atomic
 from thesis_jax.n4fields.model import Architecture
 from thesis_jax.n4fields.targets import PCA
 

@@ -47,8 +47,8 @@ import numpy as np
 from absl import logging as absl_logging
 
 from thesis_jax.core.checkpoint import Checkpointer
-from thesis_jax.core.logging import MetricWriter, progress_bar
 from thesis_jax.core.loop import LoopResult, Periodic, StopRequests
+from thesis_jax.core.metrics import MetricWriter, progress_bar
 from thesis_jax.spiral import train as spiral_train
 from thesis_jax.spiral.envs.spec import PaintConfig
 

@@ -187,7 +187,7 @@ def blocked_mh_curves(
     curves = np.empty((len(target_images), num_evaluations), np.float32)
     bar = None
     if progress:
-        from thesis_jax.core.logging import progress_bar
+        from thesis_jax.core.metrics import progress_bar
 
         bar = progress_bar(len(target_images), desc="blocked MH")
     try:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from absl import logging as absl_logging
 
-from thesis_jax.core.logging import write_atomic
+from thesis_jax.core.metrics import write_atomic
 
 SPIRAL_HYPERPARAMS = ("entropy_cost", "policy_learning_rate")
 """What SPIRAL's PBT explores (app. A.3)."""
@@ -233,7 +233,7 @@ def plot_population(history: Sequence[Mapping[str, Any]], path: str) -> str:
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    from thesis_jax.core.logging import save_figure
+    from thesis_jax.core.metrics import save_figure
 
     names = list(history[0]["hyperparams"][0]) if history else []
     figure, axes = plt.subplots(1, 1 + len(names), figsize=(4 * (1 + len(names)), 3.2), dpi=110)

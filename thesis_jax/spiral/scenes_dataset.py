@@ -111,7 +111,7 @@ def render_scenes(
     renderer = renderer or SceneRenderer(config, max_objects=scenes.shape[1])
     bar = None
     if progress:
-        from thesis_jax.core.logging import progress_bar
+        from thesis_jax.core.metrics import progress_bar
 
         bar = progress_bar(len(scenes), desc="rendering MuJoCo scenes")
     try:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from thesis_jax.core import config as config_lib
+from thesis_jax.core import presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DANN_PRESETS = os.path.join(ROOT, "experiments", "configs", "dann.py")
@@ -17,26 +17,26 @@ PRESET_FILES = [p for p in PRESET_FILES if not p.endswith("__init__.py")]
 
 @pytest.mark.parametrize("path", PRESET_FILES, ids=os.path.basename)
 def test_every_preset_has_the_common_fields(path):
-    module = config_lib.load_preset_module(path)
+    module = presets.load_preset_module(path)
     assert module.PRESETS
     for preset in module.PRESETS:
-        config = config_lib.get_config(preset, path, {"num_steps": "5"})
-        for field in config_lib.REQUIRED_FIELDS:
+        config = presets.get_config(preset, path, {"num_steps": "5"})
+        for field in presets.REQUIRED_FIELDS:
             assert field in config, (preset, field)
         assert config.num_steps == 5 and config.preset == preset
 
 
 def test_name_and_path_forms_agree():
-    by_name = config_lib.get_config("svhn_mnist", DANN_PRESETS)
-    by_path = config_lib.get_config(f"{DANN_PRESETS}:svhn_mnist", "/nonexistent.py")
+    by_name = presets.get_config("svhn_mnist", DANN_PRESETS)
+    by_path = presets.get_config(f"{DANN_PRESETS}:svhn_mnist", "/nonexistent.py")
     assert by_name.to_dict() == by_path.to_dict()
     assert by_name.architecture == "svhn" and by_name.learning_rate.alpha == 0.0
-    first = config_lib.get_config(DANN_PRESETS, "/nonexistent.py")
+    first = presets.get_config(DANN_PRESETS, "/nonexistent.py")
     assert first.preset == "digits"
 
 
 def test_overrides_take_the_field_type():
-    config = config_lib.get_config(
+    config = presets.get_config(
         "digits",
         DANN_PRESETS,
         {
@@ -55,31 +55,31 @@ def test_overrides_take_the_field_type():
 
 
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(config_lib.ConfigError, match=r"unknown preset 'mnist_svhn'.*mnist_mnistm"):
-        config_lib.get_config("mnist_svhn", DANN_PRESETS)
+    with pytest.raises(presets.ConfigError, match=r"unknown preset 'mnist_svhn'.*mnist_mnistm"):
+        presets.get_config("mnist_svhn", DANN_PRESETS)
 
 
 def test_unknown_field_lists_the_valid_ones():
-    with pytest.raises(config_lib.ConfigError, match=r"unknown config field 'num_step'.*num_steps"):
-        config_lib.get_config("digits", DANN_PRESETS, {"num_step": "5"})
-    with pytest.raises(config_lib.ConfigError, match=r"unknown config field 'learning_rate.mu'"):
-        config_lib.get_config("digits", DANN_PRESETS, {"learning_rate.mu": "5"})
+    with pytest.raises(presets.ConfigError, match=r"unknown config field 'num_step'.*num_steps"):
+        presets.get_config("digits", DANN_PRESETS, {"num_step": "5"})
+    with pytest.raises(presets.ConfigError, match=r"unknown config field 'learning_rate.mu'"):
+        presets.get_config("digits", DANN_PRESETS, {"learning_rate.mu": "5"})
 
 
 def test_bad_value_names_the_field_and_type():
-    with pytest.raises(config_lib.ConfigError, match=r"--config.num_steps='ten'.*int"):
-        config_lib.get_config("digits", DANN_PRESETS, {"num_steps": "ten"})
-    with pytest.raises(config_lib.ConfigError, match=r"svm_retrain.*bool"):
-        config_lib.get_config("digits", DANN_PRESETS, {"svm_retrain": "maybe"})
+    with pytest.raises(presets.ConfigError, match=r"--config.num_steps='ten'.*int"):
+        presets.get_config("digits", DANN_PRESETS, {"num_steps": "ten"})
+    with pytest.raises(presets.ConfigError, match=r"svm_retrain.*bool"):
+        presets.get_config("digits", DANN_PRESETS, {"svm_retrain": "maybe"})
 
 
 def test_missing_preset_file():
-    with pytest.raises(config_lib.ConfigError, match="does not exist"):
-        config_lib.get_config("/no/such/file.py:x", DANN_PRESETS)
+    with pytest.raises(presets.ConfigError, match="does not exist"):
+        presets.get_config("/no/such/file.py:x", DANN_PRESETS)
 
 
 def test_split_config_args_accepts_both_flag_spellings():
-    spec, overrides, rest = config_lib.split_config_args(
+    spec, overrides, rest = presets.split_config_args(
         ["--config", "digits", "--config.num_steps=5", "--config.seed", "3", "--workdir=/tmp/x"]
     )
     assert spec == "digits"
@@ -110,14 +110,14 @@ def test_binary_reports_config_errors_without_a_traceback(args, message):
 
 
 def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):
-    config = config_lib.get_config("digits", DANN_PRESETS)
-    config_lib.claim_workdir(config, tmp_path)
-    config_lib.claim_workdir(config, tmp_path)  # the same config resumes
-    relogged = config_lib.get_config("digits", DANN_PRESETS, {"log_every": "7"})
-    config_lib.claim_workdir(relogged, tmp_path)  # logging cadence may change
-    shorter = config_lib.get_config("digits", DANN_PRESETS, {"num_steps": "100"})
-    with pytest.raises(config_lib.ConfigError, match=r"num_steps: 2000 -> 100.*new --workdir"):
-        config_lib.claim_workdir(shorter, tmp_path)
+    config = presets.get_config("digits", DANN_PRESETS)
+    presets.claim_workdir(config, tmp_path)
+    presets.claim_workdir(config, tmp_path)  # the same config resumes
+    relogged = presets.get_config("digits", DANN_PRESETS, {"log_every": "7"})
+    presets.claim_workdir(relogged, tmp_path)  # logging cadence may change
+    shorter = presets.get_config("digits", DANN_PRESETS, {"num_steps": "100"})
+    with pytest.raises(presets.ConfigError, match=r"num_steps: 2000 -> 100.*new --workdir"):
+        presets.claim_workdir(shorter, tmp_path)
 
 
 def test_binary_reports_a_missing_dataset_with_instructions(tmp_path):

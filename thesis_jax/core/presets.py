@@ -164,7 +164,7 @@ def claim_workdir(
     """
     import json
 
-    from thesis_jax.core.logging import is_main_process, write_atomic
+    from thesis_jax.core.metrics import is_main_process, write_atomic
 
     path = Path(workdir) / "config.json"
     current = json.loads(config.to_json_best_effort())

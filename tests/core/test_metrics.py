@@ -1,4 +1,4 @@
-"""core.logging's atomic writes: the file appears whole, with ordinary permissions."""
+"""core.metrics's atomic writes: the file appears whole, with ordinary permissions."""
 
 import os
 import stat
