@@ -5,7 +5,7 @@ Nothing here knows about a particular method.
 
 from thesis_jax.core import checkpoint, loop, metrics, parallel, presets
 from thesis_jax.core.checkpoint import Checkpointer
-from thesis_jax.core.loop import LoopResult, Periodic, train
+from thesis_jax.core.loop import LoopResult, Periodic, check_finite, loop_options, train
 from thesis_jax.core.metrics import (
     MetricWriter,
     image_grid,
@@ -15,7 +15,11 @@ from thesis_jax.core.metrics import (
     write_atomic,
 )
 from thesis_jax.core.presets import ConfigError, get_config
-from thesis_jax.core.train_state import TrainState, exponential_moving_average
+from thesis_jax.core.train_state import (
+    TrainState,
+    exponential_moving_average,
+    max_norm_projection,
+)
 
 __all__ = [
     "Checkpointer",
@@ -24,11 +28,14 @@ __all__ = [
     "MetricWriter",
     "Periodic",
     "TrainState",
+    "check_finite",
     "checkpoint",
     "exponential_moving_average",
     "get_config",
     "image_grid",
     "loop",
+    "loop_options",
+    "max_norm_projection",
     "metrics",
     "parallel",
     "presets",

@@ -99,7 +99,23 @@ def _mean_metrics(history: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return {k: float(np.mean([np.asarray(m[k]) for m in fetched])) for k in fetched[0]}
 
 
-def _check_finite(metrics: Mapping[str, float], step: int, checkpointer: Checkpointer) -> None:
+LOOP_FIELDS = ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+
+
+def loop_options(config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The loop's fields of a preset (`LOOP_FIELDS`) as keyword arguments of `train`.
+
+    `core.train(state, update, batch_fn, workdir=..., **core.loop_options(config))`; keywords
+    given here replace the preset's (a binary that trains a phase of a run, say).
+    """
+    missing = [name for name in LOOP_FIELDS if name not in config]
+    if missing:
+        raise KeyError(f"the config has no {missing}; every preset defines {LOOP_FIELDS}")
+    return {**{name: config[name] for name in LOOP_FIELDS}, **overrides}
+
+
+def check_finite(metrics: Mapping[str, float], step: int, checkpointer: Checkpointer) -> None:
+    """Raises `FloatingPointError` if a loss among `metrics` is NaN or infinite."""
     bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
     if bad:
         raise FloatingPointError(
@@ -174,7 +190,7 @@ def train(
                 if step % log_every == 0 or step == num_steps:
                     values = _mean_metrics(history)
                     history.clear()
-                    _check_finite(values, step, checkpointer)
+                    check_finite(values, step, checkpointer)
                     now = time.perf_counter()
                     values["steps_per_sec"] = (step - tick_step) / max(now - tick, 1e-9)
                     tick, tick_step = now, step

@@ -9,7 +9,7 @@ function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import jax
@@ -69,3 +69,23 @@ def exponential_moving_average(average: Any, params: Any, *, decay: float, step:
     step = jnp.asarray(step, jnp.float32)
     d = jnp.minimum(decay, (1.0 + step) / (10.0 + step))
     return jax.tree.map(lambda a, p: d * a + (1.0 - d) * p, average, params)
+
+
+def max_norm_projection(
+    params: Any, max_norm: float, *, layers: Collection[str] | None = None
+) -> Any:
+    """Rescales each unit's incoming weights to l2 norm <= max_norm (Srivastava et al., 2014).
+
+    Applies to every `kernel` leaf (Dense: the norm over the input axis; Conv: over the window
+    and input channels), or, with `layers`, only to kernels whose path names one of those
+    modules. Biases and other leaves are untouched. Used after each SGD step as a projection.
+    """
+
+    def project(path: tuple, leaf: jax.Array) -> jax.Array:
+        names = [getattr(entry, "key", None) for entry in path]
+        if names[-1] != "kernel" or (layers is not None and not set(layers) & set(names)):
+            return leaf
+        norms = jnp.sqrt(jnp.sum(leaf**2, axis=tuple(range(leaf.ndim - 1)), keepdims=True))
+        return leaf * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12))
+
+    return jax.tree_util.tree_map_with_path(project, params)

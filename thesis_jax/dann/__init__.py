@@ -36,7 +36,7 @@ from thesis_jax.dann.experiment import (
     train_model,
 )
 from thesis_jax.dann.grl import gradient_reversal
-from thesis_jax.dann.networks import ARCHITECTURES, DANN, max_norm_projection
+from thesis_jax.dann.networks import ARCHITECTURES, DANN
 from thesis_jax.dann.report import learning_curve, plot_learning_curves, results_table, stability
 from thesis_jax.dann.schedules import lambda_schedule, learning_rate_schedule, progress
 from thesis_jax.dann.train import (
@@ -76,7 +76,6 @@ __all__ = [
     "loss",
     "make_batch_fn",
     "make_model",
-    "max_norm_projection",
     "models_to_train",
     "pair_description",
     "plot_learning_curves",

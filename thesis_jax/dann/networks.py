@@ -13,7 +13,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from thesis_jax.dann.grl import gradient_reversal
 
@@ -158,20 +157,3 @@ class DANN(nn.Module):
             reversed_features = gradient_reversal(features, lam)
             outputs["domain_logits"] = self.domain_classifier(reversed_features, train=train)[0]
         return outputs
-
-
-def max_norm_projection(params: dict, max_norm: float) -> dict:
-    """Rescales each unit's incoming weight vector to l2 norm <= max_norm (Srivastava 2014).
-
-    Applies to every `kernel` (Dense: norm over the input axis; Conv: over the window and input
-    channels); biases are untouched.
-    """
-
-    def project(path: tuple, leaf: jax.Array) -> jax.Array:
-        if getattr(path[-1], "key", None) != "kernel":
-            return leaf
-        axes = tuple(range(leaf.ndim - 1))
-        norms = jnp.sqrt(jnp.sum(leaf**2, axis=axes, keepdims=True))
-        return leaf * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12))
-
-    return jax.tree_util.tree_map_with_path(project, params)

@@ -33,9 +33,9 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from thesis_jax.core import TrainState, exponential_moving_average
+from thesis_jax.core import TrainState, exponential_moving_average, max_norm_projection
 from thesis_jax.dann import schedules
-from thesis_jax.dann.networks import DANN, INPUT_SHAPES, max_norm_projection
+from thesis_jax.dann.networks import DANN, INPUT_SHAPES
 
 MODES = ("dann", "source_only", "train_on_target")
 
