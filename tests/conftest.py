@@ -11,6 +11,11 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Compiled programs persist across test processes (xdist workers, the binaries the tests run as
+# subprocesses) and across runs: the same small networks are compiled by many tests.
+_ROOT = pathlib.Path(__file__).resolve().parent.parent
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", str(_ROOT / ".cache" / "jax"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 # TensorFlow (tensorflow-datasets' tests) and MuJoCo's OSMesa renderer share a process under
 # pytest-xdist. OSMesa is loaded with RTLD_DEEPBIND (mujoco_scenes._preload_osmesa), which keeps
@@ -21,7 +26,21 @@ try:
 except ImportError:
     pass
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = _ROOT
+
+
+@pytest.fixture(params=["jit", "eager"])
+def variant(request):
+    """`variant(fn, **jit_kwargs)`: `fn` jitted, then as it is (rlax's `chex.variants` habit).
+
+    A test of a pure function that takes this fixture runs twice, so the function is checked
+    both traced (shapes static, no Python side effects) and eagerly (its chex asserts on values).
+    """
+    import jax
+
+    if request.param == "jit":
+        return lambda fn, **kwargs: jax.jit(fn, **kwargs)
+    return lambda fn, **kwargs: fn
 
 
 @pytest.fixture(scope="session")
