@@ -137,13 +137,13 @@ def reference_check(state: TrainState, batch: dict) -> dict:
     cpu = jax.devices("cpu")[0]
     params, batch = jax.device_put((state.params, batch), cpu)
     with jax.default_device(cpu):
-        grads, metrics = jax.grad(dann.loss, has_aux=True)(
+        grads, (metrics, _) = jax.grad(dann.loss, has_aux=True)(
             params,
             batch,
             jax.random.PRNGKey(0),
-            1.0,
             apply_fn=deterministic_apply,
-            mode="dann",
+            hparams=dann.Hparams(mode="dann"),
+            lam=1.0,
         )
     ordered = parameters_in_torch_order(grads)
     return {

@@ -83,9 +83,9 @@ def _grads(state, batch, lam):
         state.params,
         batch,
         jax.random.PRNGKey(1),
-        lam,
         apply_fn=state.apply_fn,
-        mode=state.hparams.mode,
+        hparams=state.hparams,
+        lam=lam,
     )[0]
 
 
@@ -107,8 +107,13 @@ def test_grl_reverses_only_the_feature_extractor_gradient():
     # And g_d really is subtracted: compare with the gradient of L_d alone, unreversed.
     def domain_loss(params):
         return dann.loss(
-            params, batch, jax.random.PRNGKey(1), -1.0, apply_fn=state.apply_fn, mode="dann"
-        )[1]["domain_loss"]
+            params,
+            batch,
+            jax.random.PRNGKey(1),
+            apply_fn=state.apply_fn,
+            hparams=state.hparams,
+            lam=-1.0,
+        )[1][0]["domain_loss"]
 
     g_d = jax.grad(domain_loss)(state.params)["feature_extractor"]
     # With lam = -1 the GRL passes +g_d; so f1 = f0 - g_d.
@@ -128,9 +133,9 @@ def test_source_only_ignores_domains_and_train_on_target_uses_target_labels():
         on_target.params,
         batch,
         jax.random.PRNGKey(1),
-        0.0,
         apply_fn=on_target.apply_fn,
-        mode="train_on_target",
+        hparams=on_target.hparams,
+        lam=0.0,
     )
     logits = on_target.apply_fn({"params": on_target.params}, batch["target_image"], 0.0)["logits"]
     expected = -jnp.mean(jax.nn.log_softmax(logits)[jnp.arange(8), batch["target_label"]])
@@ -143,10 +148,11 @@ def test_semi_supervised_labelled_targets_join_the_label_loss():
     with_labels = dict(
         batch, labelled_image=batch["target_image"][:4], labelled_label=batch["target_label"][:4]
     )
-    plain = dann.loss(state.params, batch, jax.random.PRNGKey(1), 0.5, apply_fn=state.apply_fn)
-    semi = dann.loss(state.params, with_labels, jax.random.PRNGKey(1), 0.5, apply_fn=state.apply_fn)
-    assert float(semi[1]["label_loss"]) != pytest.approx(float(plain[1]["label_loss"]))
-    assert float(semi[1]["domain_loss"]) == pytest.approx(float(plain[1]["domain_loss"]))
+    kwargs = dict(apply_fn=state.apply_fn, hparams=state.hparams, lam=0.5)
+    _, (plain, _) = dann.loss(state.params, batch, jax.random.PRNGKey(1), **kwargs)
+    _, (semi, _) = dann.loss(state.params, with_labels, jax.random.PRNGKey(1), **kwargs)
+    assert float(semi["label_loss"]) != pytest.approx(float(plain["label_loss"]))
+    assert float(semi["domain_loss"]) == pytest.approx(float(plain["domain_loss"]))
 
 
 def test_update_learns_and_follows_the_lambda_schedule():

@@ -2,9 +2,11 @@
 
 Pure functions over pytrees:
 
-    state = dann.init(rng, config, mode="dann")        # TrainState
+    state = dann.init(rng, config, mode="dann")        # TrainState (hparams: mode, schedules)
     state, metrics = dann.update(state, batch)          # jit / shard it as you like
-    value, metrics = dann.loss(params, batch, rng, lam, apply_fn=..., mode="dann")
+    value, (metrics, model_state) = dann.loss(
+        params, batch, rng, apply_fn=state.apply_fn, hparams=state.hparams, lam=0.5)
+    outputs = dann.predict(params, {"image": images}, apply_fn=state.apply_fn)  # a dict
     features = dann.gradient_reversal(features, lam)    # use the GRL in your own model
 """
 

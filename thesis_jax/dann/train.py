@@ -125,21 +125,28 @@ def loss(
     params: Any,
     batch: Mapping[str, jax.Array],
     rng: jax.Array,
-    lam: jax.Array | float,
     *,
     apply_fn: Callable[..., Any],
-    mode: str = "dann",
-) -> tuple[jax.Array, dict[str, jax.Array]]:
+    hparams: Hparams,
+    model_state: Any = None,
+    lam: jax.Array | float = 1.0,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
     """The DANN objective (eq. 5.3.7 with R of eq. 5.3.11) or a baseline's, and metrics.
 
     Args:
       params: the network parameters.
       batch: see the module docstring.
       rng: dropout randomness.
-      lam: the gradient reversal coefficient for the feature extractor (lambda_p).
       apply_fn: the DANN module's `apply`.
-      mode: "dann", "source_only" or "train_on_target".
+      hparams: `hparams.mode` is "dann", "source_only" or "train_on_target".
+      model_state: passed through unchanged (the network has no batch statistics).
+      lam: the gradient reversal coefficient for the feature extractor (lambda_p); `update`
+        takes it from the schedule of sec. 5.4.2.
+
+    Returns:
+      (value, (metrics, model_state)).
     """
+    mode = hparams.mode
     chex.assert_rank(batch["source_image"], 4)
     chex.assert_rank(batch["target_image"], 4)
     chex.assert_equal_shape_suffix([batch["source_image"], batch["target_image"]], 3)
@@ -160,7 +167,7 @@ def loss(
         out = run(batch["target_image"], rngs[0], False)
         label_loss = jnp.mean(_cross_entropy(out["logits"], batch["target_label"]))
         metrics["target_accuracy"] = _accuracy(out["logits"], batch["target_label"])
-        return label_loss, {"loss": label_loss, "label_loss": label_loss, **metrics}
+        return label_loss, ({"loss": label_loss, "label_loss": label_loss, **metrics}, model_state)
 
     source = run(batch["source_image"], rngs[0], mode == "dann")
     per_example = _cross_entropy(source["logits"], batch["source_label"])
@@ -195,7 +202,7 @@ def loss(
             domain_accuracy=jnp.mean(domain_correct),
             feature_norm=jnp.mean(jnp.linalg.norm(source["features"], axis=-1)),
         )
-    return total, {"loss": total, "label_loss": label_loss, **metrics}
+    return total, ({"loss": total, "label_loss": label_loss, **metrics}, model_state)
 
 
 def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainState, dict]:
@@ -204,8 +211,8 @@ def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainStat
     rng, step_rng = jax.random.split(state.rng)
     lam = schedules.lambda_schedule(schedules.progress(state.step, hp.schedule_steps), hp.gamma)
     grad_fn = jax.grad(loss, has_aux=True)
-    grads, metrics = grad_fn(
-        state.params, batch, step_rng, lam, apply_fn=state.apply_fn, mode=hp.mode
+    grads, (metrics, _) = grad_fn(
+        state.params, batch, step_rng, apply_fn=state.apply_fn, hparams=hp, lam=lam
     )
     metrics["grad_norm"] = optax.tree.norm(grads)
     new_state = state.apply_gradients(grads, rng=rng)
@@ -219,7 +226,14 @@ def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainStat
     return new_state, {**metrics, "lambda": lam}
 
 
-def predict(params: Any, batch: Mapping[str, jax.Array], *, apply_fn: Callable) -> dict:
-    """Inference outputs for `batch["image"]`: logits, features (G_f) and hidden (G_y)."""
+def predict(
+    params: Any, batch: Mapping[str, jax.Array], *, apply_fn: Callable, model_state: Any = None
+) -> dict:
+    """Inference outputs for `batch["image"]`: logits, features (G_f) and hidden (G_y).
+
+    Pass `inference_params(state)` as `params` to use the parameter average; `model_state` is
+    accepted for the common signature and unused (no batch statistics).
+    """
+    chex.assert_rank(batch["image"], 4)
     out = apply_fn({"params": params}, batch["image"], 0.0, train=False, with_domain=False)
     return {"logits": out["logits"], "features": out["features"], "hidden": out["hidden"]}
