@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from absl import logging as absl_logging
 
-from thesis_jax import core, dann
+from thesis_jax import core, dann, thesis_results
 from thesis_jax.dann.experiment import METHODS, Experiment
 from thesis_jax.data.locations import beside_repository
 
@@ -70,8 +70,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     Returns the results of the first seed (method -> metrics), with `"seeds"` holding every
     seed's when `num_seeds > 1`.
     """
-    from experiments.configs.dann import THESIS_TABLE
-
     dann.check_methods(config)
     if config.num_seeds < 1:
         raise core.ConfigError(f"num_seeds must be at least 1, got {config.num_seeds}")
@@ -118,7 +116,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
         all_results.append(results)
         all_curves.append(curves)
 
-    thesis = THESIS_TABLE.get(config.dataset)
+    thesis = thesis_results.DANN.get(config.dataset)
     if all(all_curves):
         dann.plot_learning_curves(
             all_curves, os.path.join(workdir, "curves.png"), method_titles=TITLES, thesis=thesis
@@ -145,7 +143,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The DANN section of `experiments.tour`: real MNIST -> MNIST-M with a small budget."""
-    from experiments.configs.dann import THESIS_TABLE
     from experiments.tour_section import TourSection
 
     config = core.get_config("mnist5k_mnistm", _PRESETS)
@@ -165,7 +162,7 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
     results = train_and_evaluate(config, workdir)
     if results is None:
         return None
-    thesis = THESIS_TABLE["mnist_mnistm"]
+    thesis = thesis_results.DANN["mnist_mnistm"]
     rows = [
         (
             TITLES[m],

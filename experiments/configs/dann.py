@@ -26,30 +26,6 @@ PRESETS = (
     "synsigns_gtsrb",
 )
 
-# Table 5.I of the thesis: target accuracies.
-THESIS_TABLE = {
-    "mnist_mnistm": {
-        "source_only": 0.5225,
-        "sa": 0.5690,
-        "dann": 0.7666,
-        "train_on_target": 0.9596,
-    },
-    "mnist5k_mnistm": {
-        "source_only": 0.5225,
-        "sa": 0.5690,
-        "dann": 0.7666,
-        "train_on_target": 0.9596,
-    },
-    "synnum_svhn": {"source_only": 0.8674, "sa": 0.8644, "dann": 0.9109, "train_on_target": 0.9220},
-    "svhn_mnist": {"source_only": 0.5490, "sa": 0.5932, "dann": 0.7385, "train_on_target": 0.9942},
-    "synsigns_gtsrb": {
-        "source_only": 0.7900,
-        "sa": 0.8165,
-        "dann": 0.8865,
-        "train_on_target": 0.9980,
-    },
-}
-
 
 def _base() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()

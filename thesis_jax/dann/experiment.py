@@ -149,14 +149,10 @@ def train_model(exp: Experiment, method: str, workdir: str) -> core.LoopResult:
         state,
         train.update,
         batch_fn,
-        num_steps=config.num_steps,
         workdir=os.path.join(workdir, method),
         mesh=exp.mesh,
-        log_every=config.log_every,
-        eval_every=config.eval_every,
         eval_fn=eval_fn,
-        checkpoint_every=config.checkpoint_every,
-        keep_checkpoints=config.keep_checkpoints,
+        **core.loop_options(config),
         desc=f"{config.preset}/{method}/seed{config.seed}",
     )
 
