@@ -298,8 +298,10 @@ def time_model(variant: str, batch: int, *, calls: int, repeats: int, warmup: in
         "angle": rng.uniform(-15, 15, size=(batch, 1)).astype(np.float32),
     }
     apply_fn = state.apply_fn
-    call = jax.jit(lambda p, m, b: deepwarp.predict(p, m, b, apply_fn=apply_fn)["output"])
-    args = jax.device_put((state.params, state.model_state, inputs))
+    call = jax.jit(
+        lambda p, b, m: deepwarp.predict(p, b, apply_fn=apply_fn, model_state=m)["output"]
+    )
+    args = jax.device_put((state.params, inputs, state.model_state))
     start = time.perf_counter()
     jax.block_until_ready(call(*args))
     compile_s = time.perf_counter() - start

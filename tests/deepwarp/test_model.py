@@ -137,7 +137,9 @@ def test_update_learns_to_warp_the_input_onto_a_shifted_target():
     assert int(state.step) == 40
     assert set(state.model_state) == {"batch_stats"}
     # The learned flow moves content down: it samples from the row above (flow_y < 0).
-    out = deepwarp.predict(state.params, state.model_state, batch, apply_fn=state.apply_fn)
+    out = deepwarp.predict(
+        state.params, batch, apply_fn=state.apply_fn, model_state=state.model_state
+    )
     assert float(np.median(out["flow"][..., 1])) < -0.5
 
 
@@ -146,10 +148,11 @@ def test_registration_loss_forgives_the_misalignment_that_l2_punishes():
     state = deepwarp.init(jax.random.PRNGKey(0), _config("cfw", loss="registration_l2"))
     value, (metrics, _) = deepwarp.loss(
         state.params,
-        state.model_state,
         batch,
+        state.rng,
         apply_fn=state.apply_fn,
         hparams=state.hparams,
+        model_state=state.model_state,
     )
     # The untrained model is the identity warp: the 1-row-shifted crop of the ground truth
     # matches it exactly (eq. 4.4.1), while the aligned l2 does not.

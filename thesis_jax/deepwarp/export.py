@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 
 from thesis_jax.core.metrics import write_atomic
-from thesis_jax.deepwarp.model import DeepWarp
+from thesis_jax.deepwarp.model import DeepWarp, make_network
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,12 +53,7 @@ class Architecture:
         )
 
     def model(self) -> DeepWarp:
-        return DeepWarp(
-            variant=self.variant,
-            widths=self.widths,
-            kernels=self.kernels,
-            lcm_widths=self.lcm_widths,
-        )
+        return make_network(self)
 
 
 def save_export(

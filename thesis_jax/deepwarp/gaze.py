@@ -40,6 +40,7 @@ from scipy import ndimage
 from thesis_jax.data import eyes
 from thesis_jax.deepwarp.export import Architecture, load_export
 from thesis_jax.deepwarp.landmarks import NUM_MESH_POINTS
+from thesis_jax.deepwarp.train import init, predict
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "gaze_cfw_lcm.msgpack"
 """CFW + LCM trained on the renderer's "varied" eyes (`experiments.deepwarp --config=eyes_varied`),
@@ -254,11 +255,11 @@ def paste_eye(
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn",))
-def _predict(
-    variables: Any, images: jax.Array, landmarks: jax.Array, angles: jax.Array, *, apply_fn: Any
+def _flow_and_mask(
+    params: Any, model_state: Any, batch: dict[str, jax.Array], *, apply_fn: Any
 ) -> tuple[jax.Array, jax.Array]:
     """DeepWarp's flow (B, H, W, 2) and lightness mask (B, H, W, 1; zeros without an LCM)."""
-    out = apply_fn(variables, images, landmarks, angles, train=False)
+    out = predict(params, batch, apply_fn=apply_fn, model_state=model_state)
     mask = out.get("mask", jnp.zeros((*out["flow"].shape[:-1], 1), out["flow"].dtype))
     return out["flow"], mask
 
@@ -277,7 +278,7 @@ class GazeRedirector:
     ):
         self.arch = arch
         self.feather = feather
-        self._variables = jax.device_put({"params": params, **model_state})
+        self._params, self._model_state = jax.device_put((params, model_state))
         self._apply = arch.model().apply
 
     @classmethod
@@ -325,13 +326,12 @@ class GazeRedirector:
         def grow(x: np.ndarray) -> np.ndarray:
             return np.pad(x, pad + [(0, 0)] * (x.ndim - 1))
 
-        flow, mask = _predict(
-            self._variables,
-            grow(crops.images),
-            grow(crops.landmarks),
-            grow(angles),
-            apply_fn=self._apply,
-        )
+        batch = {
+            "image": grow(crops.images),
+            "landmarks": grow(crops.landmarks),
+            "angle": grow(angles),
+        }
+        flow, mask = _flow_and_mask(self._params, self._model_state, batch, apply_fn=self._apply)
         return np.asarray(flow)[:count], np.asarray(mask)[:count]
 
     def redirect(
@@ -413,7 +413,6 @@ def _load_variant(folder: Path, workdir: Path) -> tuple[Any, dict[str, Any], Arc
     import ml_collections
 
     from thesis_jax.core import Checkpointer
-    from thesis_jax.deepwarp.train import init
 
     config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
     config.model.variant = folder.name

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import chex
 import jax
@@ -189,3 +190,14 @@ class DeepWarp(nn.Module):
             out["mask"] = mask
         out.update(output=output, flow=flow)
         return out
+
+
+def make_network(spec: Any) -> DeepWarp:
+    """The network that `spec` describes: anything with `variant`, `widths`, `kernels` and
+    `lcm_widths` (a config's `model` block, an `export.Architecture`)."""
+    return DeepWarp(
+        variant=spec.variant,
+        widths=tuple(spec.widths),
+        kernels=tuple(spec.kernels),
+        lcm_widths=tuple(spec.lcm_widths),
+    )
