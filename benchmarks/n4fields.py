@@ -129,6 +129,7 @@ def build_committee(args: argparse.Namespace) -> tuple[Any, list, list]:
     import jax
 
     from thesis_jax import n4fields
+    from thesis_jax.core import max_norm_projection
     from thesis_jax.data import load_shapes
     from thesis_jax.n4fields.train import init_params
 
@@ -139,7 +140,9 @@ def build_committee(args: argparse.Namespace) -> tuple[Any, list, list]:
         arch = architecture(args.narrow, n4fields.channel_mean(data.images))
         # The "rbg" key compiles faster than threefry on CPU; the draw does not matter here.
         keys = [jax.random.key(args.seed + m, impl="rbg") for m in range(args.committee)]
-        params = [n4fields.max_norm_projection(init_params(key, arch), 1.0) for key in keys]
+        params = [
+            max_norm_projection(init_params(key, arch), 1.0, layers=("conv1",)) for key in keys
+        ]
     apply_fn = n4fields.N4Net(arch).apply
     parts: list[list[Any]] = [[] for _ in params]
     for chunk, start in enumerate(range(0, args.dictionary_size, DICTIONARY_CHUNK)):

@@ -60,16 +60,15 @@ def test_shapes_preset_trains_every_model_and_writes_the_table_3i_report(tmp_pat
     # The exported committee reloads; its dictionary rebuilt, it reproduces the saved maps.
     import ml_collections
 
-    from experiments import n4fields as binary
     from thesis_jax import n4fields
 
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     params, arch, pca = n4fields.load_export(str(workdir / "n4" / "export.msgpack"))
     assert arch.head == "code" and pca.dim == 16 and len(params) == 1
-    train = binary.load_split(config, "train", config.train_images, False)
-    evaluated = binary.load_split(config, "test", config.eval_images, False)
-    dictionaries = binary.build_dictionaries(config, train, params, arch)
-    maps = binary.predict_model(config, "n4", evaluated.images[:1], params, arch, dictionaries)
+    train = n4fields.load_split(config, "train", config.train_images, False)
+    evaluated = n4fields.load_split(config, "test", config.eval_images, False)
+    dictionaries = n4fields.build_dictionaries(config, train, params, arch)
+    maps = n4fields.predict_model(config, "n4", evaluated.images[:1], params, arch, dictionaries)
     with np.load(workdir / "n4" / "predictions.npz") as saved:
         np.testing.assert_allclose(maps[0], saved["map00000"].astype(np.float32), atol=2e-3)
 

@@ -1,5 +1,7 @@
 """Training (sec. 3.3.2-3.3.3): targets per head, SGD momentum updates, annealing."""
 
+import dataclasses
+
 import jax
 import ml_collections
 import numpy as np
@@ -69,7 +71,7 @@ def test_updates_lower_the_loss(shapes_data, head, learning_rate, steps):
     )
 
     def objective(params):  # without dropout
-        outputs = n4fields.predict(params, batch["image"], apply_fn=state.apply_fn)
+        outputs = n4fields.predict(params, batch, apply_fn=state.apply_fn)["output"]
         if head == "code":
             return float(np.mean(np.sum((outputs - batch["target"]) ** 2, -1)))
         p = 1 / (1 + np.exp(-np.asarray(outputs, np.float64)))
@@ -119,3 +121,30 @@ def test_output_bias_starts_the_baselines_at_the_prior():
         np.testing.assert_array_equal(
             np.asarray(state.params[name]["kernel"]), np.asarray(fresh.params[name]["kernel"])
         )
+
+
+def test_update_caps_the_first_layer_filters_only(shapes_data):
+    """The max-norm projection of sec. 3.3.3 after each step: conv1's filters are rescaled to
+    the cap, direction kept; the rest of the step is the one without the projection."""
+    samples = n4fields.sample_patches(shapes_data.images, shapes_data.annotations, 0, 16)
+    batch = n4fields.make_batch(samples, head="patch")
+    free = n4fields.init(prng_key(0), _config(head="patch", max_norm=0.0))
+
+    def filters(state, name):
+        kernel = np.asarray(state.params[name]["kernel"])
+        return kernel.reshape(-1, kernel.shape[-1])
+
+    cap = float(np.median(np.linalg.norm(filters(free, "conv1"), axis=0)))
+    capped = free.replace(hparams=dataclasses.replace(free.hparams, max_norm=cap))
+    update = jax.jit(n4fields.update)
+    unprojected, _ = update(free, batch)
+    projected, _ = update(capped, batch)
+    before = np.linalg.norm(filters(unprojected, "conv1"), axis=0)
+    assert (before > cap).any() and (before < cap).any()
+    scale = np.minimum(1.0, cap / before)
+    np.testing.assert_allclose(
+        filters(projected, "conv1"), filters(unprojected, "conv1") * scale, rtol=1e-5, atol=1e-8
+    )
+    for name in ("conv2", "conv3", "fc1", "fc2", "output"):
+        np.testing.assert_array_equal(filters(projected, name), filters(unprojected, name))
+    assert (np.linalg.norm(filters(projected, "conv2"), axis=0) > cap).any()  # not projected

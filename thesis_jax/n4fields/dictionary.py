@@ -34,6 +34,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from thesis_jax.n4fields.train import predict
+
 METHODS = ("exact", "pynndescent")
 
 
@@ -137,7 +139,7 @@ def compute_codes(
 
 @functools.lru_cache(maxsize=16)
 def _jitted_forward(apply_fn: Callable[..., Any]) -> Callable[..., jax.Array]:
-    return jax.jit(lambda params, x: apply_fn({"params": params}, x, train=False))
+    return jax.jit(lambda params, x: predict(params, {"image": x}, apply_fn=apply_fn)["output"])
 
 
 @functools.partial(jax.jit, static_argnames="key_block")

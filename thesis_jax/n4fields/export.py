@@ -1,9 +1,9 @@
 """A trained N4-Fields committee in one file: parameters, architecture and PCA.
 
 `save_export` writes what inference needs besides the dictionary (the dictionary is rebuilt
-from the training images, `experiments.n4fields.build_dictionaries`); `load_export` reads it
-back. The format is flax's msgpack of {"arch": JSON of the `Architecture`, "params": {"0": ...,
-"1": ...}, "pca": {mean, components, variance, shape}}.
+from the training images, `committee.build_dictionaries`); `load_export` reads it back. The
+format is flax's msgpack of {"arch": JSON of the `Architecture`, "params": {"0": ..., "1": ...},
+"pca": {mean, components, variance, shape}}.
 
     params, arch, pca = load_export("runs/n4fields/bsds/n4/export.msgpack")
     edges = predict_edges(params, image, dictionaries, arch=arch, scales=(0.5, 1.0, 2.0))

@@ -9,7 +9,8 @@ logits, one per pixel of the 16 x 16 central patch, for CNN-patch ("patch") (sec
 same architecture ... except that the size of the last layer is no longer 16 but equals the
 number of pixels we wish to produce predictions for"). Weights start from N(0, 0.01^2), biases
 at zero (sec. 3.3.3); the first layer's filters are kept within an l2 ball by
-`max_norm_projection`, applied after each update (sec. 3.3.3, Hinton et al. 2012b).
+`core.max_norm_projection(params, max_norm, layers=("conv1",))`, applied after each update
+(sec. 3.3.3, Hinton et al. 2012b).
 
 The layer sizes. Fig. 3.3 is a picture that thesis.md does not carry; its text says only that
 the design is "loosely inspired by (Krizhevsky et al., 2012)" and that "a dozen of other CNN
@@ -35,7 +36,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-HEADS = ("code", "central", "patch")
+from thesis_jax.n4fields.targets import HEADS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,15 +157,3 @@ class N4Net(nn.Module):
             if j < 2 and arch.dropout_rate:
                 x = nn.Dropout(arch.dropout_rate, deterministic=not train)(x)
         return nn.Dense(arch.outputs, kernel_init=init, name="output")(x)
-
-
-def max_norm_projection(params: dict, max_norm: float, layer: str = "conv1") -> dict:
-    """Rescales each filter of `layer` to l2 norm <= max_norm; other parameters are untouched.
-
-    The "l2-norm restriction of the filters in the first layer" of sec. 3.3.3: a projection
-    applied after every SGD step, the norm taken over a filter's window and input channels.
-    """
-    kernel = params[layer]["kernel"]
-    norms = jnp.sqrt(jnp.sum(kernel**2, axis=tuple(range(kernel.ndim - 1)), keepdims=True))
-    scaled = kernel * jnp.minimum(1.0, max_norm / jnp.maximum(norms, 1e-12))
-    return {**params, layer: {**params[layer], "kernel": scaled}}

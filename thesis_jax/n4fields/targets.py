@@ -33,6 +33,9 @@ ANNOTATION_SIZE = 16
 """N, the side of the annotation patch (sec. 3.3.1, after Dollár and Zitnick 2013)."""
 CODE_DIM = 16
 """The dimensionality of the PCA targets and of the neural codes (sec. 3.3.2)."""
+HEADS = ("code", "central", "patch")
+"""What the CNN regresses: the 16-d code of the annotation patch (N4-Fields), its centre pixel
+(CNN-central) or its N^2 pixels (CNN-patch) (sec. 3.4)."""
 
 
 def annotation_patches(

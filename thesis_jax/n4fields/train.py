@@ -6,7 +6,8 @@ encoding the target is B(P) of eq. 3.4.1 instead. The baselines of sec. 3.4 shar
 replace the last layer: CNN-central predicts the probability that the centre pixel is a
 boundary, CNN-patch the 256 pixels of the 16 x 16 annotation patch; both with sigmoid
 cross-entropy against the (annotator-averaged) annotation, summed over the outputs (every loss
-is a sum over output dimensions and a mean over the batch, as cuda-convnet's costs).
+is a sum over output dimensions and a mean over the batch, as cuda-convnet's costs). Which of
+the three a state trains is its static `Hparams.head`.
 
 Optimisation (sec. 3.3.3): mini-batches of 128 patches of 34 x 34, SGD with momentum 0.9, the
 learning rate starting at 0.1 (1e-3 for the alternative encoding) and annealed "when the
@@ -15,19 +16,15 @@ state, so a training loop divides it with `anneal_learning_rate` when it sees a 
 on the first two FC layers and the max-norm projection of the first-layer filters after every
 step regularise the network.
 
-Mean subtraction: the per-channel mean of the training images (`channel_mean`, "across all
-images", sec. 3.3.3) is a constant of the network (`Architecture.channel_mean`, set by `init`
+Mean subtraction: the per-channel mean of the training images (`sampler.channel_mean`, "across
+all images", sec. 3.3.3) is a constant of the network (`Architecture.channel_mean`, set by `init`
 from `config.channel_mean`): the model subtracts it from its input, so patches, images and
 batches everywhere hold raw pixel values and inference needs nothing more than the parameters
 and the architecture.
 
-Augmentation (sec. 3.3.3): `sample_patches` draws patch centres uniformly over the training
-pixels and turns each patch by a random angle (any angle by default, or multiples of 90 degrees)
-and mirrors half of them left-right, the annotation patch turning with it; numpy, deterministic
-for a seed.
-
-Batch layout: `image` (B, 34, 34, C) raw pixels, `target` (B, D) with D = 16 (code), 1 (central)
-or 256 (patch); `make_batch` builds it from `sample_patches` output.
+Batch layout: `image` (B, 34, 34, C) float raw pixels, `target` (B, D) float with D = 16
+(code), 1 (central) or 256 (patch); `sampler.make_batch` builds it from sampled patches.
+`predict` reads `image` only.
 """
 
 from __future__ import annotations
@@ -42,17 +39,12 @@ import chex
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 import optax
 
-from thesis_jax.core import TrainState
-from thesis_jax.n4fields import patches as geometry
-from thesis_jax.n4fields import targets
-from thesis_jax.n4fields.model import HEADS, Architecture, N4Net, max_norm_projection
+from thesis_jax.core import TrainState, max_norm_projection
+from thesis_jax.n4fields.model import Architecture, N4Net
 
-ROTATIONS = ("any", "right_angles", "none")
-ANNOTATORS = ("mean", "random")
-ENCODINGS = ("annotation", "pairwise")
+FIRST_LAYER = ("conv1",)  # the layer whose filters the max-norm projection caps (sec. 3.3.3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +125,7 @@ def init(
         params = {**params, "output": output}
     hparams = Hparams(arch=arch, max_norm=float(config.get("max_norm", 1.0)))
     if hparams.max_norm:
-        params = max_norm_projection(params, hparams.max_norm)
+        params = max_norm_projection(params, hparams.max_norm, layers=FIRST_LAYER)
     return TrainState.create(
         params=params,
         tx=make_optimizer(config),
@@ -183,233 +175,75 @@ def loss(
     rng: jax.Array,
     *,
     apply_fn: Callable[..., Any],
-    head: str = "code",
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The batch mean of the training objective of `head`, and metrics.
+    hparams: Hparams,
+    model_state: Any = None,
+    train: bool = True,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
+    """The batch mean of the training objective of `hparams.head`: (value, (metrics, model_state)).
 
     "code": ||CNN(P) - target||^2 (l2 regression to PCA(A(P)), sec. 3.3.2, or to B(P), eq.
     3.4.1); "central" / "patch": sigmoid cross-entropy of the 1 / 256 logits against the
     annotation values in [0, 1] (the CNN baselines of sec. 3.4), summed over the outputs. Like
     cuda-convnet's costs, each is a sum over output dimensions and a mean over the batch.
+
+    Args:
+      params: the network parameters.
+      batch: `image` (B, M, M, C) and `target` (B, D), see the module docstring.
+      rng: the dropout key.
+      apply_fn: `N4Net(arch).apply`.
+      hparams: the state's `Hparams` (the head).
+      model_state: returned unchanged (the network has no mutable state).
+      train: False evaluates without dropout (the validation error of fig. 3.6).
     """
-    if head not in HEADS:
-        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
+    arch = hparams.arch
     chex.assert_rank([batch["image"], batch["target"]], [4, 2])
+    chex.assert_type([batch["image"], batch["target"]], float)
+    chex.assert_axis_dimension(batch["image"], 3, arch.in_channels)
     chex.assert_equal_shape_prefix([batch["image"], batch["target"]], 1)
-    outputs = apply_fn({"params": params}, batch["image"], train=True, rngs={"dropout": rng})
-    chex.assert_equal_shape([outputs, batch["target"]])
+    chex.assert_axis_dimension(batch["target"], 1, arch.outputs)
+    rngs = {"dropout": rng} if train else None
+    outputs = apply_fn({"params": params}, batch["image"], train=train, rngs=rngs)
     target = batch["target"].astype(jnp.float32)
-    if head == "code":
+    if hparams.head == "code":
         squared = jnp.sum((outputs - target) ** 2, axis=-1)
         value = jnp.mean(squared)
-        return value, {"loss": value, "rms_error": jnp.sqrt(jnp.mean(squared) / target.shape[-1])}
+        rms = jnp.sqrt(jnp.mean(squared) / target.shape[-1])
+        return value, ({"loss": value, "rms_error": rms}, model_state)
     value = jnp.mean(jnp.sum(optax.sigmoid_binary_cross_entropy(outputs, target), axis=-1))
     hits = (outputs > 0) == (target > 0.5)
-    return value, {"loss": value, "pixel_accuracy": jnp.mean(hits)}
+    return value, ({"loss": value, "pixel_accuracy": jnp.mean(hits)}, model_state)
 
 
 def update(state: TrainState, batch: Mapping[str, jax.Array]) -> tuple[TrainState, dict]:
     """One SGD-with-momentum step, then the first-layer max-norm projection (sec. 3.3.3)."""
     hp: Hparams = state.hparams
     rng, step_rng = jax.random.split(state.rng)
-    grads, metrics = jax.grad(loss, has_aux=True)(
-        state.params, batch, step_rng, apply_fn=state.apply_fn, head=hp.head
+    grads, (metrics, model_state) = jax.grad(loss, has_aux=True)(
+        state.params,
+        batch,
+        step_rng,
+        apply_fn=state.apply_fn,
+        hparams=hp,
+        model_state=state.model_state,
     )
-    new_state = state.apply_gradients(grads, rng=rng)
+    new_state = state.apply_gradients(grads, rng=rng, model_state=model_state)
     if hp.max_norm:
-        new_state = new_state.replace(params=max_norm_projection(new_state.params, hp.max_norm))
+        params = max_norm_projection(new_state.params, hp.max_norm, layers=FIRST_LAYER)
+        new_state = new_state.replace(params=params)
     learning_rate = state.opt_state.hyperparams["learning_rate"]
     return new_state, {**metrics, "learning_rate": learning_rate}
 
 
-def predict(params: Any, patches: jax.Array, *, apply_fn: Callable[..., Any]) -> jax.Array:
-    """The network's outputs for (B, M, M, C) patches at test time (no dropout): the neural
-    codes CNN(P; Theta) for the "code" head, logits for the baselines."""
-    return apply_fn({"params": params}, patches, train=False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Data: per-channel mean, patch sampling with augmentation, targets.
-
-
-def channel_mean(images: np.ndarray | Sequence[np.ndarray]) -> tuple[float, ...]:
-    """The per-channel mean over all pixels of all images (sec. 3.3.3)."""
-    images = list(images) if not isinstance(images, np.ndarray) else images
-    total = sum(np.asarray(im, np.float64).reshape(-1, im.shape[-1]).sum(0) for im in images)
-    count = sum(int(np.prod(im.shape[:-1])) for im in images)
-    return tuple(float(v) for v in total / count)
-
-
-def _as_generator(rng: int | np.random.Generator) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
-def draw_patch_transforms(
-    rng: int | np.random.Generator,
-    sizes: np.ndarray,
-    num: int,
+def predict(
+    params: Any,
+    batch: Mapping[str, jax.Array],
     *,
-    rotation: str = "any",
-    flip: bool = True,
-) -> tuple[np.ndarray, ...]:
-    """The random draws of `sample_patches`: (image index, row, col, angle or None, flip or
-    None, annotator draw in [0, 1)), each (num,); images are drawn in proportion to their area,
-    so every training pixel is equally likely to be a centre. `PatchSampler` makes the same
-    draws, so both give the same patches for a seed."""
-    if rotation not in ROTATIONS:
-        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
-    gen = _as_generator(rng)
-    sizes = np.asarray(sizes, np.int64)
-    areas = sizes.prod(axis=1).astype(np.float64)
-    image_index = gen.choice(len(sizes), size=num, p=areas / areas.sum())
-    rows = np.floor(gen.random(num) * sizes[image_index, 0]).astype(np.int64)
-    cols = np.floor(gen.random(num) * sizes[image_index, 1]).astype(np.int64)
-    if rotation == "any":
-        angles = gen.uniform(0.0, 2 * np.pi, num)
-    elif rotation == "right_angles":
-        angles = gen.integers(0, 4, num) * (np.pi / 2)
-    else:
-        angles = None
-    flips = gen.random(num) < 0.5 if flip else None
-    annotator_draw = gen.random(num)
-    return image_index, rows, cols, angles, flips, annotator_draw
-
-
-def sample_patches(
-    images: np.ndarray | Sequence[np.ndarray],
-    annotations: Sequence[Any],
-    rng: int | np.random.Generator,
-    num: int,
-    patch: int = 34,
-    target: int = targets.ANNOTATION_SIZE,
-    *,
-    segmentations: Sequence[np.ndarray] | None = None,
-    rotation: str = "any",
-    flip: bool = True,
-    annotator: str = "mean",
-) -> dict[str, np.ndarray]:
-    """Random training patches with their annotation patches (sec. 3.3.3 augmentation).
-
-    Args:
-      images: (N, H, W, C) or a list of (H, W, C) images (sizes may differ).
-      annotations: per image, a (H, W) boundary map, an (A, H, W) stack or a list of A maps.
-      rng: a seed or a numpy Generator; the same seed gives the same patches.
-      num: how many patches.
-      patch: M, the input patch side.
-      target: N, the annotation patch side.
-      segmentations: per image, a (H, W) or (A, H, W) segmentation (one per annotator, in the
-        order of `annotations`), for the alternative encoding.
-      rotation: "any" (uniform angle), "right_angles" (multiples of 90 degrees) or "none".
-      flip: mirror half of the patches left-right.
-      annotator: "mean" (average the annotators' maps) or "random" (one annotator per patch).
-
-    Returns:
-      dict with `image` (num, M, M, C) float32, `annotation` (num, N, N) float32 in [0, 1],
-      `center` (num, 3) int64 (image, row, col), and, with `segmentations`, `segmentation`
-      (num, N, N) int32: one annotator's (the drawn one; a random one for "mean").
-    """
-    if rotation not in ROTATIONS:
-        raise ValueError(f"rotation must be one of {ROTATIONS}, got {rotation!r}")
-    if annotator not in ANNOTATORS:
-        raise ValueError(f"annotator must be one of {ANNOTATORS}, got {annotator!r}")
-    images = list(images)
-    if len(annotations) != len(images):
-        raise ValueError(f"{len(images)} images but {len(annotations)} annotation entries")
-    if segmentations is not None and len(segmentations) != len(images):
-        raise ValueError(f"{len(images)} images but {len(segmentations)} segmentations")
-    sizes = np.array([im.shape[:2] for im in images], np.int64)
-    image_index, rows, cols, angles, flips, annotator_draw = draw_patch_transforms(
-        rng, sizes, num, rotation=rotation, flip=flip
-    )
-
-    channels = images[0].shape[-1]
-    out = {
-        "image": np.zeros((num, patch, patch, channels), np.float32),
-        "annotation": np.zeros((num, target, target), np.float32),
-        "center": np.stack([image_index, rows, cols], axis=1),
-    }
-    if segmentations is not None:
-        out["segmentation"] = np.zeros((num, target, target), np.int32)
-    margin = geometry.rotation_margin(max(patch, target))
-    for index in np.unique(image_index):
-        chosen = np.flatnonzero(image_index == index)
-        centers = np.stack([rows[chosen], cols[chosen]], axis=1)
-        angle = None if angles is None else angles[chosen]
-        mirror = None if flips is None else flips[chosen]
-        grids = [
-            geometry.sampling_grid(centers, size, angle, mirror, pivot_size=patch)
-            for size in (patch, target)
-        ]
-        (image_rows, image_cols), (ann_rows, ann_cols) = (
-            (r + margin, c + margin) for r, c in grids
-        )
-        padded = geometry.reflect_pad(np.asarray(images[index], np.float32), margin)
-        gather = geometry.gather_bilinear if rotation == "any" else geometry.gather_nearest
-        out["image"][chosen] = gather(padded, image_rows, image_cols)
-
-        stack = geometry.as_annotator_stack(annotations[index]).astype(np.float32)
-        picked = np.floor(annotator_draw[chosen] * stack.shape[0]).astype(np.int64)
-        maps = geometry.gather_nearest(
-            geometry.reflect_pad(stack.transpose(1, 2, 0), margin), ann_rows, ann_cols
-        )  # (k, N, N, A)
-        if annotator == "mean":
-            out["annotation"][chosen] = maps.mean(-1)
-        else:
-            out["annotation"][chosen] = np.take_along_axis(
-                maps, picked[:, None, None, None], axis=-1
-            )[..., 0]
-        if segmentations is not None:
-            seg = geometry.as_annotator_stack(np.asarray(segmentations[index]))
-            if seg.shape[0] not in (1, stack.shape[0]):
-                raise ValueError(
-                    f"image {index}: {seg.shape[0]} segmentations for {stack.shape[0]} annotators"
-                )
-            labels = geometry.gather_nearest(
-                geometry.reflect_pad(seg.transpose(1, 2, 0), margin), ann_rows, ann_cols
-            )
-            which = np.minimum(picked, seg.shape[0] - 1)
-            out["segmentation"][chosen] = np.take_along_axis(
-                labels, which[:, None, None, None], axis=-1
-            )[..., 0]
-    return out
-
-
-def make_batch(
-    samples: Mapping[str, np.ndarray],
-    *,
-    head: str = "code",
-    pca: targets.PCA | None = None,
-    encoding: str = "annotation",
-    pairs: int | np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
-    """{image, target} for `loss` from `sample_patches` output.
-
-    Args:
-      samples: `image`, `annotation` and, for the pairwise encoding, `segmentation`.
-      head: "code" (target = PCA code), "central" (the centre pixel of the annotation, the
-        pixel the input patch is centred on) or "patch" (the 256 annotation pixels).
-      pca: the fitted PCA (head "code"): on annotation patches, or on `pairwise_codes`.
-      encoding: "annotation" (PCA(A(P)), sec. 3.3.2) or "pairwise" (B(P), eq. 3.4.1).
-      pairs: the pixel pairs of the pairwise encoding, as given to `pairwise_codes`.
-    """
-    if encoding not in ENCODINGS:
-        raise ValueError(f"encoding must be one of {ENCODINGS}, got {encoding!r}")
-    on_device = isinstance(samples["annotation"], jax.Array)  # from PatchSampler: keep there
-    xp = jnp if on_device else np
-    annotation = xp.asarray(samples["annotation"], np.float32)
-    count, size = annotation.shape[:2]
-    if head == "code":
-        if pca is None:
-            raise ValueError("head 'code' needs the fitted PCA (fit_pca)")
-        if encoding == "pairwise":
-            bits = targets.pairwise_codes(samples["segmentation"], pairs=pairs)
-            target = pca.encode(bits.astype(np.float32))
-        else:
-            target = pca.encode(annotation)
-    elif head == "central":
-        target = annotation[:, size // 2, size // 2, None]
-    elif head == "patch":
-        target = annotation.reshape(count, -1)
-    else:
-        raise ValueError(f"unknown head {head!r}; choose one of {HEADS}")
-    return {"image": xp.asarray(samples["image"], np.float32), "target": target.astype(np.float32)}
+    apply_fn: Callable[..., Any],
+    model_state: Any = None,
+) -> dict[str, jax.Array]:
+    """The network at test time (no dropout) on `batch["image"]`, (B, M, M, C) patches:
+    {"output": (B, D)}, the neural codes CNN(P; Theta) for the "code" head, logits for the
+    baselines."""
+    chex.assert_rank(batch["image"], 4)
+    chex.assert_type(batch["image"], float)
+    return {"output": apply_fn({"params": params}, batch["image"], train=False)}
