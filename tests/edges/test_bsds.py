@@ -119,19 +119,19 @@ def test_parallel_workers_give_the_same_counts():
 @needs_selftest
 def test_scipy_fallback_finds_assignments_of_the_same_cost(monkeypatch):
     """Without numba the same problem goes to scipy's LAPJVsp; optima tie only in which pixels."""
-    from thesis_jax.edges import bsds
+    from thesis_jax.edges import correspondence
 
     predictions, ground_truths = _selftest_inputs()
     compiled = evaluate_boundary_image(predictions[0], ground_truths[0], [0.2, 0.6])
-    tolerance = bsds._tolerance(predictions[0].shape, 0.0075, 100.0)
-    gt = bsds._GroundTruthIndex(ground_truths[0][0], *tolerance[:3])
+    tolerance = correspondence.matching_tolerance(predictions[0].shape, 0.0075, 100.0)
+    gt = correspondence.GroundTruthIndex(ground_truths[0][0], *tolerance[:3])
     ys, xs = np.nonzero(thin_boundaries(predictions[0] >= 0.2))
-    loops = bsds._pixel_pairs(ys, xs, gt, *tolerance[1:4])
-    monkeypatch.setattr(bsds, "numba", None)
+    loops = correspondence._pixel_pairs(ys, xs, gt, *tolerance[1:4])
+    monkeypatch.setattr(correspondence, "numba", None)
     fallback = evaluate_boundary_image(predictions[0], ground_truths[0], [0.2, 0.6])
     np.testing.assert_array_equal(compiled[:, [0, 1, 3]], fallback[:, [0, 1, 3]])
     np.testing.assert_allclose(compiled[:, 2], fallback[:, 2], atol=3)
-    for a, b in zip(loops, bsds._pixel_pairs(ys, xs, gt, *tolerance[1:4]), strict=True):
+    for a, b in zip(loops, correspondence._pixel_pairs(ys, xs, gt, *tolerance[1:4]), strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -269,19 +269,19 @@ def test_assignment_is_optimal_on_random_maps():
     """The compiled shortest-augmenting-path solver reaches the dense assignment's optimum."""
     from scipy.optimize import linear_sum_assignment
 
-    from thesis_jax.edges import bsds
+    from thesis_jax.edges import correspondence
 
     rng = np.random.default_rng(0)
     for trial in range(30):
         shape = (40, 50)
         prediction = rng.random(shape) < rng.uniform(0.02, 0.3)
         truth = rng.random(shape) < rng.uniform(0.02, 0.3)
-        tolerance = bsds._tolerance(shape, 0.03, 100.0)
-        gt = bsds._GroundTruthIndex(truth, *tolerance[:3])
+        tolerance = correspondence.matching_tolerance(shape, 0.03, 100.0)
+        gt = correspondence.GroundTruthIndex(truth, *tolerance[:3])
         ys, xs = np.nonzero(prediction)
-        rows, indptr, gt_index, cost = bsds._pixel_pairs(ys, xs, gt, *tolerance[1:4])
+        rows, indptr, gt_index, cost = correspondence._pixel_pairs(ys, xs, gt, *tolerance[1:4])
         outlier = tolerance[4]
-        col4row = bsds._exact_assignment(indptr, gt_index, cost, gt.count, outlier)
+        col4row = correspondence._exact_assignment(indptr, gt_index, cost, gt.count, outlier)
         real = col4row < gt.count
         assert np.unique(col4row[real]).size == real.sum()
         pair_cost = {}

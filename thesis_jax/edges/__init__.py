@@ -1,7 +1,9 @@
 """Edge-detection evaluation shared by N4-Fields (thesis ch. 3, sec. 3.4).
 
 - `bsds`: the BSDS500 boundary benchmark (ODS / OIS / AP) re-derived from the BSR reference code
-  (Arbeláez et al., 2011), exact to the benchmark's self-test; BSDS500 readers.
+  (Arbeláez et al., 2011), exact to the benchmark's self-test.
+- `correspondence`: its pixel matching (`correspondPixels`), an exact minimum-cost assignment.
+- `bsds_data`: BSDS500 readers (BSR layout).
 - `nms`: edge thinning by the non-maximum suppression of Dollár & Zitnick (2013).
 - `drive`: DRIVE vessel segmentation readers and pixel-level PR / ROC evaluation (fig. 3.10).
 - `nyud`: NYUD v2 RGBD images with boundary annotations in the BSDS format (`load_nyud`).
@@ -14,19 +16,21 @@ from thesis_jax.edges.bsds import (
     average_precision,
     benchmark_thresholds,
     best_f_interpolated,
-    bsds_data_dir,
     collect_boundary_scores,
-    correspond_pixels,
     evaluate_boundary_image,
     evaluate_bsds,
     f_measure,
+    save_bsds_results,
+    thin_boundaries,
+)
+from thesis_jax.edges.bsds_data import (
+    bsds_data_dir,
     load_boundary_png,
     load_bsds500,
     load_bsds_ground_truth,
     load_bsds_segmentations,
-    save_bsds_results,
-    thin_boundaries,
 )
+from thesis_jax.edges.correspondence import correspond_pixels
 from thesis_jax.edges.drive import evaluate_vessels, load_drive
 from thesis_jax.edges.nms import convolve_triangle, edge_nms, edge_orientation
 from thesis_jax.edges.nyud import load_nyud

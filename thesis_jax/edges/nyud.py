@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from thesis_jax.data.errors import DatasetNotFoundError
-from thesis_jax.edges.bsds import load_bsds_ground_truth
+from thesis_jax.edges.bsds_data import load_bsds_ground_truth
 
 NYUD_URL = "http://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html"
 GUPTA_UTILS_URL = "https://github.com/s-gupta/rgbdutils"

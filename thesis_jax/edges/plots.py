@@ -14,8 +14,6 @@ from typing import Any
 
 import numpy as np
 
-from thesis_jax.core.metrics import save_figure
-
 
 def _curve(result: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple | None]:
     """(recall, precision, best point) of an `evaluate_bsds` or `evaluate_vessels` result."""
@@ -78,6 +76,8 @@ def plot_pr_curves(
         axes.set_title(title)
     axes.legend(loc="lower left", fontsize=8)
     figure.tight_layout()
+    from thesis_jax.core.metrics import save_figure  # imports JAX: only when drawing
+
     return save_figure(figure, path)
 
 
@@ -116,6 +116,8 @@ def plot_tolerance_scores(
         axes.set_title(title)
     axes.legend(fontsize=8)
     figure.tight_layout()
+    from thesis_jax.core.metrics import save_figure  # imports JAX: only when drawing
+
     return save_figure(figure, path)
 
 
@@ -187,4 +189,6 @@ def plot_edge_panels(
             if key in captions:
                 ax.set_xlabel(captions[key][i], color="red", fontsize=8)
     figure.tight_layout()
+    from thesis_jax.core.metrics import save_figure  # imports JAX: only when drawing
+
     return save_figure(figure, path)
