@@ -143,17 +143,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The DANN section of `experiments.tour`: real MNIST -> MNIST-M with a small budget."""
-    from experiments.tour_section import TourSection
+    from experiments.tour_section import TourSection, report_note, short_run
 
     config = core.get_config("mnist5k_mnistm", _PRESETS)
     steps = max(20, int(config.tour_steps * budget))
-    overrides = {
-        "num_steps": steps,
-        "eval_every": max(1, steps // 8),
-        "log_every": max(1, steps // 10),
-        "checkpoint_every": steps,
-        "tsne_points": 300,
-    }
+    overrides = short_run(steps, evaluations=8, tsne_points=300)
     photos = "BSDS500 training photos"
     if not os.path.isdir(beside_repository(config.bsds_dir)):
         overrides["bsds_dir"] = ""  # a clone without ../shared/data: the embedded photos
@@ -190,15 +184,15 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
         ],
         table_header=("method", "target accuracy (ours)", "thesis, MNIST -> MNIST-M"),
         table_rows=rows,
-        note="Full report: " + os.path.join(workdir, "results.md"),
+        note=report_note(workdir),
     )
 
 
-def main(config: ml_collections.ConfigDict, workdir: str) -> None:
-    results = train_and_evaluate(config, workdir)
-    if results is not None:
-        absl_logging.info("report: %s", os.path.join(workdir, "results.md"))
-
-
 if __name__ == "__main__":
-    core.presets.run(main, name="dann", preset_file=_PRESETS, default_preset="digits")
+    core.presets.run(
+        train_and_evaluate,
+        name="dann",
+        preset_file=_PRESETS,
+        default_preset="digits",
+        report="results.md",
+    )

@@ -210,16 +210,18 @@ def split_config_args(argv: Sequence[str]) -> tuple[str | None, dict[str, str], 
 
 
 def run(
-    main: Callable[[ml_collections.ConfigDict, str], None],
+    main: Callable[[ml_collections.ConfigDict, str], Any],
     *,
     name: str,
     preset_file: str | os.PathLike,
     default_preset: str,
+    report: str | None = None,
 ) -> None:
     """`absl.app.run` for an experiment binary: `--config` (module docstring) and `--workdir`.
 
     Initialises multi-host JAX when launched so, then calls `main(config, workdir)`; the workdir
-    defaults to `runs/<name>/<preset>`.
+    defaults to `runs/<name>/<preset>`. With `report` (a file name), a `main` that returns
+    anything but None (None: interrupted) has written `workdir/report`, and the path is logged.
     """
     from absl import app, flags
 
@@ -257,12 +259,16 @@ def run(
         config = holder["config"]
         workdir = workdir_flag.value or os.path.join("runs", name, config.preset)
         try:
-            main(config, workdir)
+            result = main(config, workdir)
         except ConfigError as e:  # e.g. a workdir that holds another config's run
             sys.stderr.write(f"error: {e}\n")
             sys.exit(2)
         except FileNotFoundError as e:  # a dataset that is not prepared: the message says how
             sys.stderr.write(f"error: {e}\n")
             sys.exit(1)
+        if report and result is not None:
+            from absl import logging as absl_logging
+
+            absl_logging.info("report: %s", os.path.join(workdir, report))
 
     app.run(run_main, flags_parser=parse)
