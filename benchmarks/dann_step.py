@@ -43,9 +43,7 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,6 +52,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from peers import run_peer, write_json
 
 from experiments.configs import dann as dann_configs
 from thesis_jax import dann
@@ -227,40 +226,26 @@ def run_torch(
     exchange: pathlib.Path,
 ) -> dict:
     """Runs dann_step_torch.py; returns its JSON, {"skipped": reason} or {"failed": stderr}."""
-    found = shutil.which(args.torch_python)  # a path, or a name on $PATH such as python3
-    python = pathlib.Path(found or args.torch_python)
-    if not python.exists():
-        return {"skipped": f"no PyTorch interpreter at {python}"}
-    command = [
-        str(python),
-        str(pathlib.Path(__file__).with_name("dann_step_torch.py")),
-        f"--arch={args.arch}",
-        f"--batch-size={args.batch_size}",
-        f"--steps={args.steps}",
-        f"--repeats={args.repeats}",
-        f"--warmup={args.warmup}",
-        f"--threads={threads}",
-        "--hparams="
-        + json.dumps(
-            {
-                "num_steps": config.num_steps,
-                "gamma": config.gamma,
-                "momentum": config.momentum,
-                **config.learning_rate.to_dict(),
-            }
-        ),
-        f"--exchange-dir={exchange}",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if result.returncode == 3 and lines:
-        return json.loads(lines[-1])
-    if result.returncode != 0 or not lines:
-        return {
-            "failed": f"{' '.join(command)} exited with {result.returncode}:\n"
-            f"{result.stderr[-3000:]}"
-        }
-    return json.loads(lines[-1])
+    hparams = {
+        "num_steps": config.num_steps,
+        "gamma": config.gamma,
+        "momentum": config.momentum,
+        **config.learning_rate.to_dict(),
+    }
+    return run_peer(
+        args.torch_python,
+        pathlib.Path(__file__).with_name("dann_step_torch.py"),
+        [
+            f"--arch={args.arch}",
+            f"--batch-size={args.batch_size}",
+            f"--steps={args.steps}",
+            f"--repeats={args.repeats}",
+            f"--warmup={args.warmup}",
+            f"--threads={threads}",
+            f"--hparams={json.dumps(hparams)}",
+            f"--exchange-dir={exchange}",
+        ],
+    )
 
 
 def describe(result: dict) -> str:
@@ -393,9 +378,7 @@ def main() -> int:
         if peer["side"] == "pytorch"
     ]
     print(format_report(report))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json_out, report)
     if "failed" in torch:
         return 1
     if report["compared"] and not (report["params_equal"] and report["check"]["ok"]):
