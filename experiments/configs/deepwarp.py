@@ -17,6 +17,8 @@ presets use the thesis's batch. Layer widths are ours (fig. 4.10 is not in the t
 
 import ml_collections
 
+from experiments.configs.common import set_loop
+
 PRESETS = ("eyes", "eyes_15", "eyes_2d", "eyes_varied", "folder")
 
 
@@ -60,10 +62,7 @@ def get_config(preset: str = "eyes") -> ml_collections.ConfigDict:
         }
     )
     config.eval_batch_size = 256
-    config.log_every = 100
-    config.eval_every = 2000
-    config.checkpoint_every = 2000
-    config.keep_checkpoints = 2
+    set_loop(config, log_every=100, eval_every=2000, checkpoint_every=2000, keep_checkpoints=2)
     config.num_pictures = 8
 
     if preset == "eyes":
@@ -73,9 +72,7 @@ def get_config(preset: str = "eyes") -> ml_collections.ConfigDict:
         config.train_pairs = 20_000
         config.train_identities = 200
         config.test_pairs = 1000
-        config.log_every = 50
-        config.eval_every = 1000
-        config.checkpoint_every = 500
+        set_loop(config, log_every=50, eval_every=1000, checkpoint_every=500)
     elif preset == "eyes_15":
         config.fixed_angle = 15.0
         config.variants = ("ss", "cfw", "cfw_lcm")
@@ -94,9 +91,7 @@ def get_config(preset: str = "eyes") -> ml_collections.ConfigDict:
         config.train_pairs = 30_000
         config.train_identities = 600
         config.test_pairs = 1000
-        config.log_every = 100
-        config.eval_every = 1000
-        config.checkpoint_every = 500
+        set_loop(config, log_every=100, eval_every=1000, checkpoint_every=500)
     elif preset == "folder":
         config.dataset = "folder"
         config.variants = ("cfw_lcm",)

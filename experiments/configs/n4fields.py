@@ -26,6 +26,8 @@ at 0.01.
 
 import ml_collections
 
+from experiments.configs.common import set_loop
+
 PRESETS = ("shapes", "bsds", "bsds_ae", "nyud", "drive")
 
 MODELS = ("n4", "n4_ae", "central", "patch", "sift")
@@ -108,10 +110,7 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
     config.qualitative_images = 2  # embedded photos (retina for DRIVE) without annotations
     config.val_patches = 2048  # held-out patches for the validation error (fig. 3.6)
 
-    config.log_every = 200
-    config.eval_every = 5000
-    config.checkpoint_every = 5000
-    config.keep_checkpoints = 1
+    set_loop(config, log_every=200, eval_every=5000, checkpoint_every=5000, keep_checkpoints=1)
 
     if preset == "shapes":
         config.eval_split = "test"
@@ -127,9 +126,7 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
         config.learning_rate_baselines = 0.05
         config.model.update({"conv_features": (16, 32, 64), "fc_features": (512, 512)})
         config.tolerances = (0.0025, 0.005, 0.0075)
-        config.log_every = 100
-        config.eval_every = 500
-        config.checkpoint_every = 500
+        set_loop(config, log_every=100, eval_every=500, checkpoint_every=500)
     elif preset in ("bsds", "bsds_ae"):
         config.dataset = "bsds"
         config.data_dir = "../shared/data/BSDS500"

@@ -14,6 +14,8 @@ fixed. The step counts of the real presets are ours.
 
 import ml_collections
 
+from experiments.configs.common import set_loop
+
 BASE_PRESETS = (
     "digits",
     "digits_uncond",
@@ -81,12 +83,10 @@ def _base() -> ml_collections.ConfigDict:
     config.pbt_fraction = 0.25  # the bottom quarter copies the top quarter
     config.pbt_parallel = True  # members of a round run as Ray tasks (False: one by one)
 
-    config.log_every = 50
     config.sample_every = 1000  # image grids (and the episode GIF) every this many steps
-    config.eval_every = 1000  # l2 to held-out targets (conditional presets)
     config.eval_batch_size = 64
-    config.checkpoint_every = 1000
-    config.keep_checkpoints = 2
+    # Evaluation: the l2 to held-out targets (conditional presets).
+    set_loop(config, log_every=50, eval_every=1000, checkpoint_every=1000, keep_checkpoints=2)
     return config
 
 
@@ -110,10 +110,8 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
             channels=16, encoder_blocks=2, embedding_size=128, lstm_size=128, decoder_blocks=1
         )
         config.critic_channels = (32, 64, 128)
-        config.log_every = 25
         config.sample_every = 500
-        config.eval_every = 500
-        config.checkpoint_every = 500
+        set_loop(config, log_every=25, eval_every=500, checkpoint_every=500)
         if base == "digits_uncond":
             config.empty_penalty = 1.0
             config.stroke_penalty = 0.05
