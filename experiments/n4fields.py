@@ -32,7 +32,7 @@ from typing import Any
 import ml_collections
 from absl import logging as absl_logging
 
-from thesis_jax import core, n4fields
+from thesis_jax import core, n4fields, thesis_results
 from thesis_jax.core import parallel
 
 _PRESETS = os.path.join(os.path.dirname(__file__), "configs", "n4fields.py")
@@ -42,8 +42,6 @@ def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str
 ) -> dict[str, dict[str, float]] | None:
     """Every model of `config.models`, then the report; None if interrupted."""
-    from experiments.configs.n4fields import THESIS_TABLE
-
     n4fields.check_config(config)
     core.presets.claim_workdir(
         config,
@@ -77,7 +75,7 @@ def train_and_evaluate(
         predictions,
         workdir,
         n4fields.report.budget(config, train, evaluated),
-        thesis=THESIS_TABLE.get(config.preset),
+        thesis=thesis_results.N4FIELDS.get(config.preset),
     )
     n4fields.report.write_qualitative(config, extra_images, qualitative, workdir)
     return rows
@@ -85,7 +83,6 @@ def train_and_evaluate(
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The N4-Fields section of `experiments.tour`: `shapes`, fewer images, 3 models."""
-    from experiments.configs.n4fields import THESIS_TABLE
     from experiments.tour_section import TourSection
 
     steps = max(10, int(1500 * budget))  # the preset's: fewer leave the baselines at the prior
@@ -112,7 +109,7 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
     results = train_and_evaluate(config, workdir)
     if results is None:
         return None
-    thesis = THESIS_TABLE["bsds"]
+    thesis = thesis_results.N4FIELDS["bsds"]
     return TourSection(
         title="N4-Fields: edges by nearest-neighbour neural codes (thesis ch. 3)",
         summary=(

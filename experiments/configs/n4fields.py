@@ -32,24 +32,6 @@ PRESETS = ("shapes", "bsds", "bsds_ae", "nyud", "drive")
 
 MODELS = ("n4", "n4_ae", "central", "patch", "sift")
 
-# Table 3.I of the thesis (BSDS500 test, any annotator; NYU RGBD) and fig. 3.10 (DRIVE).
-THESIS_TABLE = {
-    "bsds": {
-        "sift": (0.59, 0.60, 0.60),
-        "central": (0.72, 0.74, 0.75),
-        "patch": (0.73, 0.75, 0.74),
-        "n4": (0.75, 0.76, 0.77),
-        "n4_ae": (0.75, 0.77, 0.78),
-    },
-    "nyud": {
-        "central": (0.60, 0.62, 0.55),
-        "patch": (0.58, 0.59, 0.49),
-        "n4": (0.61, 0.62, 0.56),
-        "n4_ae": (0.63, 0.64, 0.58),
-    },
-}
-THESIS_TABLE["bsds_ae"] = THESIS_TABLE["bsds"]
-
 
 def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
     if preset not in PRESETS:
