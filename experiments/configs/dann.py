@@ -81,7 +81,7 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
         config.num_steps = 2000
         config.data_seed = 0
         # 1797 source digits: random shifts of up to 2 px keep the domain classifier from
-        # memorising them, which made DANN unstable late in training (issue 2 note).
+        # memorising them, which made DANN unstable late in training.
         config.max_shift = 2
         config.domain_dropout = 0.5  # G_d regularised and parameters averaged: without them
         config.ema_decay = 0.999  # G_f collapses or drifts (README, "Stability")
