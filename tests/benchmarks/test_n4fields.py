@@ -29,17 +29,10 @@ ROW = r"^{what}\s+cpu\s+(\S+)\s+(\S+)\s+\S+-\S+\s+(\d+)\s"
 
 def run_benchmark(*flags, tmp_path):
     json_out = tmp_path / "n4fields.json"
+    command = [sys.executable, str(BENCHMARK), *flags, f"--json-out={json_out}"]
     env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARK), *flags, f"--json-out={json_out}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    return result, json_out
+    options = dict(capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=False)
+    return subprocess.run(command, **options), json_out
 
 
 def test_tiny_run_reports_inference_and_benchmark_rows(tmp_path):

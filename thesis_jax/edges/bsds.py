@@ -373,7 +373,7 @@ def _workers_that_can_spawn(workers: int) -> int:
         "Its workers are spawned and import the main script again; put the call under "
         '`if __name__ == "__main__":` in a script file to use them, or pass workers=1.',
         RuntimeWarning,
-        stacklevel=3,
+        skip_file_prefixes=(os.path.dirname(__file__),),  # points at the caller's line
     )
     return 1
 
@@ -385,7 +385,7 @@ def _evaluate_one(job) -> tuple[int, np.ndarray]:
     )
 
 
-def evaluate_bsds(
+def boundary_counts(
     predictions: Sequence[np.ndarray],
     ground_truths: Sequence[Sequence[np.ndarray]],
     max_dist: float = DEFAULT_MAX_DIST,
@@ -397,8 +397,12 @@ def evaluate_bsds(
     outlier_graph: OutlierGraph = "exact",
     seed: int = 0,
     progress: bool | None = None,
-) -> dict[str, Any]:
-    """The BSDS500 boundary benchmark of a set of edge maps (thesis sec. 3.4, table 3.I, fig. 3.5).
+) -> np.ndarray:
+    """The per-image counts of the BSDS500 benchmark: `evaluate_boundary_image` of every map.
+
+    `evaluate_bsds` turns them into the scores; several sets of maps (models) scored in one
+    call share the worker processes and give their scores with `collect_boundary_scores` on
+    their rows.
 
     Args:
       predictions: N float (H, W) edge maps in [0, 1] (a PNG benchmark input is `uint8 / 255`).
@@ -414,7 +418,7 @@ def evaluate_bsds(
       progress: show a progress bar; None shows it for more than a few images.
 
     Returns:
-      The dict of `collect_boundary_scores` plus `max_dist`.
+      (N, T, 4) float64 `[cntR, sumR, cntP, sumP]` at each of the T thresholds.
     """
     if len(predictions) != len(ground_truths):
         raise ValueError(
@@ -480,7 +484,44 @@ def evaluate_bsds(
     finally:
         if bar is not None:
             bar.close()
-    scores = collect_boundary_scores(values, counts)
+    return counts
+
+
+def evaluate_bsds(
+    predictions: Sequence[np.ndarray],
+    ground_truths: Sequence[Sequence[np.ndarray]],
+    max_dist: float = DEFAULT_MAX_DIST,
+    thresholds: int | Sequence[float] = 99,
+    thin: bool = True,
+    workers: int | None = None,
+    *,
+    outlier_cost: float = DEFAULT_OUTLIER_COST,
+    outlier_graph: OutlierGraph = "exact",
+    seed: int = 0,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """The BSDS500 boundary benchmark of a set of edge maps (thesis sec. 3.4, table 3.I, fig. 3.5).
+
+    The arguments are those of `boundary_counts`: N edge maps in [0, 1], N lists of the
+    annotators' boundary maps, the matching tolerance as a fraction of the image diagonal, the
+    thresholds (a count or the values) and the worker processes.
+
+    Returns:
+      The dict of `collect_boundary_scores` plus `max_dist`.
+    """
+    counts = boundary_counts(
+        predictions,
+        ground_truths,
+        max_dist,
+        thresholds,
+        thin,
+        workers,
+        outlier_cost=outlier_cost,
+        outlier_graph=outlier_graph,
+        seed=seed,
+        progress=progress,
+    )
+    scores = collect_boundary_scores(benchmark_thresholds(thresholds), counts)
     scores["max_dist"] = max_dist
     return scores
 

@@ -35,20 +35,32 @@ def thin(config: ml_collections.ConfigDict, maps: Sequence[np.ndarray]) -> list[
 
 def score(
     config: ml_collections.ConfigDict,
-    maps: Sequence[np.ndarray],
+    maps: Mapping[str, Sequence[np.ndarray]],
     data: EdgeData,
     max_dist: float | None = None,
-) -> dict[str, Any]:
-    """The benchmark of the dataset: BSDS (ODS/OIS/AP) or DRIVE (F1, AUC in the FOV)."""
+) -> dict[str, dict[str, Any]]:
+    """Every model's score (model -> result) by the dataset's benchmark: BSDS (ODS/OIS/AP;
+    all models' maps share one pool of worker processes) or DRIVE (F1, AUC in the FOV)."""
     if config.dataset == "drive":
-        return edges.evaluate_vessels(maps, [a[0] for a in data.annotations], data.masks)
-    return edges.evaluate_bsds(
-        maps,
-        [list(a) for a in data.annotations],
-        max_dist=config.max_dist if max_dist is None else max_dist,
+        vessels = [a[0] for a in data.annotations]
+        return {
+            m: edges.evaluate_vessels(m_maps, vessels, data.masks) for m, m_maps in maps.items()
+        }
+    max_dist = config.max_dist if max_dist is None else max_dist
+    truths = [list(a) for a in data.annotations]
+    counts = edges.boundary_counts(
+        [image_map for m_maps in maps.values() for image_map in m_maps],
+        truths * len(maps),
+        max_dist=max_dist,
         thresholds=config.thresholds,
         workers=config.eval_workers or None,
     )
+    thresholds = edges.benchmark_thresholds(config.thresholds)
+    results = {}
+    for k, model in enumerate(maps):
+        rows = counts[k * len(truths) : (k + 1) * len(truths)]
+        results[model] = {**edges.collect_boundary_scores(thresholds, rows), "max_dist": max_dist}
+    return results
 
 
 def summary(config: ml_collections.ConfigDict, result: dict[str, Any]) -> dict[str, float]:
@@ -126,13 +138,11 @@ def _tolerance_figure(
     workdir: str,
 ) -> None:
     """Fig. 3.5: ODS and OIS of every model against the matching tolerance."""
-    by_tolerance = {
-        MODELS[m].title: {
-            t: (results[m] if t == config.max_dist else score(config, thinned[m], data, t))
-            for t in config.tolerances
-        }
-        for m in thinned
-    }
+    by_tolerance: dict[str, dict[float, dict[str, Any]]] = {MODELS[m].title: {} for m in thinned}
+    for t in config.tolerances:
+        scores = results if t == config.max_dist else score(config, thinned, data, t)
+        for m, result in scores.items():
+            by_tolerance[MODELS[m].title][t] = result
     edges.plot_tolerance_scores(
         by_tolerance,
         os.path.join(workdir, "tolerance.png"),
@@ -156,7 +166,7 @@ def write_report(
     """Scores every model's maps of the evaluated images and writes the report's files; returns
     the table's rows (model -> scores). Only the main process writes."""
     thinned = {m: thin(config, maps) for m, maps in predictions.items()}
-    results = {m: score(config, maps, data) for m, maps in thinned.items()}
+    results = score(config, thinned, data)
     rows = {m: summary(config, r) for m, r in results.items()}
     if not is_main_process():
         return rows
