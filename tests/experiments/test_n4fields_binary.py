@@ -2,6 +2,7 @@
 real BSDS500 preset on two images, and the errors a user meets first."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -135,18 +136,8 @@ def test_n4fields_binary_rejects_bad_presets_models_and_folders(tmp_path):
     assert bad.returncode != 0 and "DRIVE" in bad.stderr
 
 
-def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path):
-    import re
-
-    run = run_module(
-        "experiments.tour",
-        f"--workdir={tmp_path}",
-        "--budget=0.01",
-        "--methods=n4fields",
-        timeout=900,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    page = (tmp_path / "index.html").read_text()
+def _assert_tour_page(root):
+    page = (root / "index.html").read_text()
     assert "<h2>N4-Fields" in page
     for name, thesis in (
         ("N4-fields", "0.75 / 0.76 / 0.77"),
@@ -160,4 +151,43 @@ def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path):
     images = re.findall(r"<img src='([^']+)'", page)
     assert len(images) == 3
     for rel in images:
-        picture(tmp_path / rel)
+        picture(root / rel)
+
+
+def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path, monkeypatch):
+    """The tour's N4-Fields section around a stand-in for the run (the run itself: the slow
+    twin below, and `test_shapes_preset_trains_every_model_and_writes_the_table_3i_report`)."""
+    from experiments import n4fields as binary
+    from experiments.tour import run_tour
+    from thesis_jax.core import save_png
+
+    runs = []
+
+    def train_and_evaluate(config, workdir):
+        runs.append(config)
+        noise = np.random.default_rng(0).random((20, 30, 3))
+        for name in ("panels", "pr_curves", "qualitative"):
+            save_png(f"{workdir}/{name}.png", noise)
+        return {
+            m: {"ods": 0.5, "ois": 0.55, "ap": 0.4, "ods_threshold": 0.3} for m in config.models
+        }
+
+    monkeypatch.setattr(binary, "train_and_evaluate", train_and_evaluate)
+    run_tour(str(tmp_path), ["n4fields"], budget=0.01)
+    _assert_tour_page(tmp_path)
+    (config,) = runs
+    assert config.preset == "shapes" and tuple(config.models) == ("n4", "central", "patch")
+    assert config.num_steps == 15 and config.train_images == 4 and config.eval_images == 2
+
+
+@pytest.mark.slow  # trains three models; the section's code runs in the fast test above
+def test_tour_runs_the_n4fields_section(tmp_path):
+    run = run_module(
+        "experiments.tour",
+        f"--workdir={tmp_path}",
+        "--budget=0.01",
+        "--methods=n4fields",
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    _assert_tour_page(tmp_path)

@@ -492,35 +492,23 @@ def evaluate_bsds(
     ground_truths: Sequence[Sequence[np.ndarray]],
     max_dist: float = DEFAULT_MAX_DIST,
     thresholds: int | Sequence[float] = 99,
-    thin: bool = True,
-    workers: int | None = None,
-    *,
-    outlier_cost: float = DEFAULT_OUTLIER_COST,
-    outlier_graph: OutlierGraph = "exact",
-    seed: int = 0,
-    progress: bool | None = None,
+    **options: Any,
 ) -> dict[str, Any]:
     """The BSDS500 boundary benchmark of a set of edge maps (thesis sec. 3.4, table 3.I, fig. 3.5).
 
-    The arguments are those of `boundary_counts`: N edge maps in [0, 1], N lists of the
-    annotators' boundary maps, the matching tolerance as a fraction of the image diagonal, the
-    thresholds (a count or the values) and the worker processes.
+    Args:
+      predictions: N float (H, W) edge maps in [0, 1] (a PNG benchmark input is `uint8 / 255`).
+      ground_truths: N lists of the annotators' binary (H, W) boundary maps.
+      max_dist: matching tolerance as a fraction of the image diagonal (0.0075 by default).
+      thresholds: a count n (`linspace(1/(n+1), 1-1/(n+1), n)`) or the thresholds themselves.
+      **options: `thin`, `workers`, `outlier_cost`, `outlier_graph`, `seed`, `progress`; see
+        `boundary_counts` (by default the maps are thinned and spread over one spawned worker
+        process per CPU).
 
     Returns:
       The dict of `collect_boundary_scores` plus `max_dist`.
     """
-    counts = boundary_counts(
-        predictions,
-        ground_truths,
-        max_dist,
-        thresholds,
-        thin,
-        workers,
-        outlier_cost=outlier_cost,
-        outlier_graph=outlier_graph,
-        seed=seed,
-        progress=progress,
-    )
+    counts = boundary_counts(predictions, ground_truths, max_dist, thresholds, **options)
     scores = collect_boundary_scores(benchmark_thresholds(thresholds), counts)
     scores["max_dist"] = max_dist
     return scores
