@@ -42,12 +42,11 @@ import jax
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from spiral_train import add_rates, bench_jax_paint  # the single-host row, rates
+from spiral_train import PRESETS, add_rates, bench_jax_paint  # the single-host row, rates
 
-from experiments import spiral as spiral_binary
 from thesis_jax import core
 from thesis_jax.core.loop import Periodic
-from thesis_jax.spiral import distributed
+from thesis_jax.spiral import distributed, experiment
 
 
 def bench_ray(config, train_images, num_actors: int, args) -> dict:
@@ -71,7 +70,7 @@ def bench_ray(config, train_images, num_actors: int, args) -> dict:
         chunk_steps=chunk,
         ray_address=args.ray_address or None,
     )
-    program = spiral_binary.make_program(config, train_images)
+    program = experiment.make_program(config, train_images)
     with tempfile.TemporaryDirectory(prefix="spiral_scaling_") as workdir:
         distributed.train(
             program,
@@ -128,10 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(item.split("=", 1) for item in args.override)
     if args.episodes_per_actor:
         overrides["episodes_per_actor"] = args.episodes_per_actor
-    config = core.get_config(args.preset, spiral_binary._PRESETS, overrides)
+    config = core.get_config(args.preset, str(PRESETS), overrides)
     if config.renderer != "jax_paint":
         parser.error("the scaling benchmark runs JaxPaint actors (renderer=jax_paint)")
-    train_images, _ = spiral_binary.load_targets(config)
+    train_images, _ = experiment.load_targets(config)
 
     load = os.getloadavg()[0]
     distributed.init_ray(args.ray_address or None, max(os.cpu_count() or 1, max(actor_counts) + 2))

@@ -6,9 +6,9 @@ episodes, batch 32):
 - JaxPaint: `train.update`, one jitted program per step: B episodes painted with `lax.scan`
   (policy + renderer), the A2C policy step (eq. 6.3.3), a replay insert and `critic_steps`
   WGAN-GP critic steps (eq. 6.3.1).
-- LibMyPaint: `train.host_rollout` over a `BatchedEnv` of B LibMyPaint canvases (in this process,
-  or `--num-actors` worker processes), the policy jitted per step on the host, then
-  `train.update_from_trajectories`: the same learners on the host-painted episodes.
+- LibMyPaint: `actors.host_rollout` over a `BatchedEnv` of B LibMyPaint canvases (in this
+  process, or `--num-actors` worker processes), the policy jitted per step on the host, then
+  `train.update` on the painted episodes: the same learners on the host-painted episodes.
 
 Reported: agent steps per second (policy updates; each covers B episodes), episodes per second
 and critic steps per second, the median over `--repeats` timed runs of `--steps` steps after the
@@ -26,7 +26,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint's OpenMP pool, one tile per canvas
 
 import argparse
-import functools
 import json
 import pathlib
 import statistics
@@ -38,9 +37,8 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from experiments import spiral as spiral_binary
 from thesis_jax import core
-from thesis_jax.spiral import train
+from thesis_jax.spiral import actors, experiment, renderers, train
 from thesis_jax.spiral.envs.batched import BatchedEnv
 
 PRESETS = pathlib.Path(__file__).resolve().parents[1] / "experiments" / "configs" / "spiral.py"
@@ -73,10 +71,8 @@ def add_rates(row: dict, steps: int, config) -> None:
 
 
 def bench_jax_paint(config, steps: int, repeats: int) -> dict:
-    state = spiral_binary.init_state(config)
-    update = jax.jit(
-        functools.partial(train.update, paint_config=spiral_binary.paint_config(config))
-    )
+    state = experiment.init_state(config)
+    update = jax.jit(train.update)
     batch = {"target": _targets(config, config.batch_size)}
     times, _ = _timed(lambda s: update(s, batch)[0], state, steps, repeats)
     return {"name": "JaxPaint (in the step)", "times": times}
@@ -85,14 +81,14 @@ def bench_jax_paint(config, steps: int, repeats: int) -> dict:
 def bench_libmypaint(config, steps: int, repeats: int, num_actors: int) -> dict:
     config = config.copy_and_resolve_references()
     config.renderer = "libmypaint"
-    state = spiral_binary.init_state(config)
-    update = jax.jit(train.update_from_trajectories)
+    state = experiment.init_state(config)
+    update = jax.jit(train.update)
     targets = _targets(config, config.batch_size)
-    factory = spiral_binary.make_env_factory(config)
+    factory = renderers.make_env_factory(config)
     with BatchedEnv(factory, config.batch_size, num_actors) as env:
 
         def step(state):
-            trajectory = train.host_rollout(state, env, targets, jax.random.PRNGKey(0))
+            trajectory = actors.host_rollout(state, env, targets, jax.random.PRNGKey(0))
             return update(state, train.trajectory_batch(trajectory, targets))[0]
 
         times, _ = _timed(step, state, steps, repeats)

@@ -8,11 +8,12 @@ import time
 import numpy as np
 import pytest
 
-from thesis_jax.spiral import distributed, pbt
+from thesis_jax.spiral import distributed, experiment, pbt
+from thesis_jax.spiral.workers import HubCore
 
 
 def test_hub_queue_is_bounded_and_first_in_first_out():
-    hub = distributed.HubCore(queue_capacity=2, replay_capacity=4)
+    hub = HubCore(queue_capacity=2, replay_capacity=4)
     record = lambda i: {"final_canvas": np.full((3, 2, 2, 1), i, np.float32)}
     assert hub.has_room() and hub.put_trajectories(record(0)) and hub.put_trajectories(record(1))
     assert not hub.has_room() and not hub.put_trajectories(record(2))  # full: the actor waits
@@ -23,7 +24,7 @@ def test_hub_queue_is_bounded_and_first_in_first_out():
 
 
 def test_hub_parameter_store_serves_only_newer_versions():
-    hub = distributed.HubCore(1, 1)
+    hub = HubCore(1, 1)
     assert hub.latest("policy") is None
     hub.publish("policy", 3, "p3")
     hub.publish("policy", 2, "stale")  # an older publish never replaces a newer one
@@ -32,7 +33,7 @@ def test_hub_parameter_store_serves_only_newer_versions():
 
 
 def test_hub_replay_is_a_ring_buffer():
-    hub = distributed.HubCore(1, replay_capacity=4, seed=0)
+    hub = HubCore(1, replay_capacity=4, seed=0)
     assert hub.sample_generated(1) is None
     hub.add_generated({"canvas": np.arange(3, dtype=np.float32)[:, None]})
     assert hub.sample_generated(4) is None  # only 3 stored
@@ -106,14 +107,12 @@ def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path):
     pytest.importorskip("ray")
     import ray
 
-    from experiments import spiral
-
     config = _tiny({"num_steps": 200, "distributed": True, "num_actors": 2})
     config.episodes_per_actor = 4
     config.off_policy = "vtrace"
     config.learner_gpus = 0.0
-    train_images, _ = spiral.load_targets(config)
-    program = spiral.make_program(config, train_images)
+    train_images, _ = experiment.load_targets(config)
+    program = experiment.make_program(config, train_images)
     killed = {}
 
     def kill_workers(system):

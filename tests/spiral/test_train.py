@@ -11,33 +11,26 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from thesis_jax.spiral import networks, train
+from tests.spiral.tiny import tiny_config
+from thesis_jax.spiral import actors, train
 from thesis_jax.spiral.envs import BatchedEnv, LibMyPaint, spec
 
 PAINT = spec.PaintConfig(canvas_size=16, grid_size=8, episode_length=3, grayscale=True)
-POLICY = networks.PolicyConfig(
-    channels=8,
-    encoder_blocks=1,
-    embedding_size=32,
-    lstm_size=32,
-    decoder_blocks=1,
-    condition_mlp=(16,),
-    update_mlp=(16,),
-)
-CRITIC = (8, 16)
 BATCH = 8
 
 
-def _state(**hparams) -> train.SpiralState:
-    hp = train.Hparams(episode_length=PAINT.episode_length, **hparams)
-    return train.init(
-        jax.random.PRNGKey(0),
-        spec.paint_action_spec(PAINT),
-        (16, 16, 1),
-        hp,
-        POLICY,
-        CRITIC,
-        batch_size=BATCH,
+def _state(**overrides) -> train.SpiralState:
+    fields = {"policy_learning_rate": 1e-4, "condition_mlp": (16,), "update_mlp": (16,)}
+    return train.init(jax.random.PRNGKey(0), tiny_config(**{**fields, **overrides}))
+
+
+def _rollout(state, targets, rng):
+    return train.rollout(
+        state.policy.params,
+        targets,
+        rng,
+        apply_fn=state.policy.apply_fn,
+        hparams=state.hparams,
     )
 
 
@@ -51,14 +44,13 @@ def _targets(seed: int = 0) -> jnp.ndarray:
 
 @functools.cache
 def _update():
-    return jax.jit(functools.partial(train.update, paint_config=PAINT))
+    return jax.jit(train.update)
 
 
 def test_rollout_paints_valid_episodes_with_jax_paint():
     state = _state()
-    trajectory = jax.jit(train.rollout, static_argnums=1)(
-        state, PAINT, _targets(), jax.random.PRNGKey(1)
-    )
+    assert state.hparams.paint == PAINT
+    trajectory = actors.jax_paint_rollout(state, _targets(), jax.random.PRNGKey(1))
     assert trajectory.canvases.shape == (3, BATCH, 16, 16, 1)
     assert trajectory.actions.shape == (3, BATCH, len(spec.paint_action_spec(PAINT)))
     np.testing.assert_array_equal(trajectory.canvases[0], 1.0)  # episodes start blank
@@ -95,9 +87,13 @@ def test_update_steps_both_learners_and_fills_the_replay(reward):
 
 def test_the_l2_reward_is_the_negative_distance_to_the_target():
     state = _state(reward="l2")
-    trajectory = train.rollout(state, PAINT, _targets(), jax.random.PRNGKey(2))
+    trajectory = _rollout(state, _targets(), jax.random.PRNGKey(2))
     reward, aux, metrics = train.final_rewards(
-        state, state.critic.params, trajectory.final_canvas, _targets(), None, trajectory.actions
+        state.critic.params,
+        trajectory.final_canvas,
+        _targets(),
+        trajectory.actions,
+        hparams=state.hparams,
     )
     distance = np.sqrt(((trajectory.final_canvas - _targets()) ** 2).sum(axis=(1, 2, 3)))
     np.testing.assert_allclose(reward, -distance / np.sqrt(16 * 16), rtol=1e-5)
@@ -110,8 +106,9 @@ def test_auxiliary_rewards_penalise_stroke_starts_and_blank_canvases():
     actions = np.zeros((3, BATCH, len(spec.paint_action_spec(PAINT))), np.int32)
     actions[:, :, 2] = [[1], [0], [1]]  # flag: paint, jump, paint -> two stroke starts
     blank = jnp.ones((BATCH, 16, 16, 1))
+    assert state.hparams.action_spec[2][0] == "flag"
     reward, aux, _ = train.final_rewards(
-        state, state.critic.params, blank, None, 2, jnp.asarray(actions)
+        state.critic.params, blank, None, jnp.asarray(actions), hparams=state.hparams
     )
     np.testing.assert_allclose(np.asarray(aux)[:, 0], [-0.25, 0.0, -0.25])
     d = state.critic.apply_fn(state.critic.params, blank, None)
@@ -131,17 +128,17 @@ def test_the_policy_learns_to_lower_l2_on_a_fixed_target():
     assert last < 0.9 * first, history
 
 
-def test_host_rollout_with_libmypaint_feeds_update_from_trajectories():
+def test_host_rollout_with_libmypaint_feeds_update_with_painted_episodes():
     state = _state()
     targets = np.asarray(_targets())
     with BatchedEnv(functools.partial(LibMyPaint, PAINT), BATCH) as env:
-        trajectory = train.host_rollout(state, env, targets, jax.random.PRNGKey(3))
+        trajectory = actors.host_rollout(state, env, targets, jax.random.PRNGKey(3))
     assert trajectory.canvases.shape == (3, BATCH, 16, 16, 1)
     assert trajectory.final_canvas.shape == (BATCH, 16, 16, 1)
     np.testing.assert_array_equal(trajectory.last_actions[1:], trajectory.actions[:-1])
     batch = train.trajectory_batch(trajectory, targets)
     assert batch["canvases"].shape == (BATCH, 3, 16, 16, 1)  # batch-major for the data mesh
-    new, metrics = jax.jit(train.update_from_trajectories)(state, batch)
+    new, metrics = _update()(state, batch)
     assert int(new.step) == 1 and int(new.replay.size) == BATCH
     assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
 

@@ -43,8 +43,8 @@ trajectories (the encoder and the decoder run batched over time; only the LSTM i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
 
 import chex
 import flax.linen as nn
@@ -360,11 +360,22 @@ def init_policy(rng: jax.Array, module: PolicyNet, image_shape: tuple[int, int, 
     return _init(module, init_rng, inputs, carry, rng=sample_rng)
 
 
+def _apply_fn(policy: PolicyNet | Callable[..., Any]) -> Callable[..., Any]:
+    return policy.apply if isinstance(policy, nn.Module) else policy
+
+
 def policy_step(
-    params: dict, module: PolicyNet, inputs: PolicyInputs, carry: LSTMCarry, rng: jax.Array
+    params: dict,
+    module: PolicyNet | Callable[..., Any],
+    inputs: PolicyInputs,
+    carry: LSTMCarry,
+    rng: jax.Array,
 ) -> PolicyOutput:
-    """Samples a_{t+1} ~ pi(. | s_t) (actors). Jit with `static_argnums=1` or a partial."""
-    return module.apply(params, inputs, carry, rng=rng)
+    """Samples a_{t+1} ~ pi(. | s_t) (actors). Jit with `static_argnums=1` or a partial.
+
+    module: the PolicyNet or its `apply` (what `TrainState.apply_fn` holds).
+    """
+    return _apply_fn(module)(params, inputs, carry, rng=rng)
 
 
 def policy_evaluate(
@@ -389,7 +400,7 @@ def action_logits(
 
 def unroll(
     params: dict,
-    module: PolicyNet,
+    module: PolicyNet | Callable[..., Any],
     canvases: jax.Array,
     last_actions: jax.Array,
     actions: jax.Array,
@@ -400,8 +411,9 @@ def unroll(
 
     canvases: float [T, B, H, W, C] seen before each action; last_actions, actions: int
     [T, B, num_components]; target: float [B, H, W, C'] for the whole episode (conditional
-    policies); carry: the LSTM state before step 0 (zeros by default). The encoder and decoder run
-    once over all T * B steps; only the LSTM is scanned over time.
+    policies); carry: the LSTM state before step 0 (zeros by default; needed when `module` is
+    the PolicyNet's `apply` rather than the module). The encoder and decoder run once over all
+    T * B steps; only the LSTM is scanned over time.
     """
     chex.assert_rank([canvases, last_actions, actions], [5, 3, 3])
     chex.assert_equal_shape([last_actions, actions])
@@ -415,13 +427,16 @@ def unroll(
         chex.assert_rank(target, 4)
         chex.assert_axis_dimension(target, 0, batch)
         target = merge(jnp.broadcast_to(target, (steps, *target.shape)))
+    apply = _apply_fn(module)
     inputs = PolicyInputs(merge(canvases), merge(last_actions), target)
-    embeddings = module.apply(params, inputs, method=PolicyNet.encode)
+    embeddings = apply(params, inputs, method=PolicyNet.encode)
     if carry is None:
+        if not isinstance(module, nn.Module):
+            raise ValueError("with an apply function, give `carry` (initial_carry(batch, size))")
         carry = initial_carry(batch, module.config.lstm_size)
 
     def recur(carry: LSTMCarry, embedding: jax.Array) -> tuple[LSTMCarry, jax.Array]:
-        return module.apply(params, carry, embedding, method=PolicyNet.recur)
+        return apply(params, carry, embedding, method=PolicyNet.recur)
 
     _, z = jax.lax.scan(recur, carry, embeddings.reshape(steps, batch, -1))
 
@@ -429,7 +444,7 @@ def unroll(
         _, log_prob, entropy, _ = policy.decode(z, actions=merge(actions))
         return log_prob, entropy, policy.value(z)
 
-    outputs = module.apply(params, merge(z), method=score)
+    outputs = apply(params, merge(z), method=score)
     return tuple(x.reshape(steps, batch) for x in outputs)
 
 

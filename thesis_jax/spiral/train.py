@@ -1,40 +1,56 @@
-"""SPIRAL's learners as pure functions: `init`, `rollout`, `policy_loss`, `critic_loss`, `update`.
+"""SPIRAL's learners as pure functions: `init`, `loss`, `critic_loss`, `update`, `predict`.
 
 One `update(state, batch)` is one step of both learners of sec. 6.3.4 (fig. 6.2b) in a single
 program:
 
 1. actors: the policy paints a batch of episodes (`rollout`: JaxPaint inside the same jit, one
-   `lax.scan` over the episode) or the episodes come in `batch` from host environments
-   (`host_rollout` over LibMyPaint / MujocoScenes, a step of the parameters behind);
+   `lax.scan` over the episode), or the episodes come in `batch`, painted by host environments
+   (`actors.host_rollout` over LibMyPaint / MujocoScenes, a step of the parameters behind);
 2. policy learner: A2C (eq. 6.3.3) with the reward only at the last step (eq. 6.3.4) from the
    critic D (or -l2 to the target, sec. 6.3.3), plus the auxiliary rewards of sec. 6.4.3/6.4.5,
-   and an entropy bonus;
+   and an entropy bonus (`loss`);
 3. the final renders join a replay buffer of 20 batches (app. A.3);
-4. critic learner: `critic_steps` WGAN-GP steps (eq. 6.3.1, 6.3.6) on generated images sampled
-   from the replay buffer against real data (unconditional) or the targets (conditional).
+4. critic learner: `critic_steps` WGAN-GP steps (eq. 6.3.1, 6.3.6; `critic_loss`) on generated
+   images sampled from the replay buffer against real data (unconditional) or the targets
+   (conditional).
 
-Everything is a pytree (`SpiralState`), so the step shards over a data mesh like any other
-`core` update: the batch axis of the targets is split over devices, parameters are replicated.
+Batches are dicts of batch-major arrays (a data mesh splits episodes, never time):
+
+    {"target": [B, H, W, C]}   images to reconstruct (conditional) or real data (unconditional;
+                               the policy then paints B episodes from scratch); `update` paints
+                               the episodes with JaxPaint inside the step
+    + "canvases" [B, T, H, W, C] (the canvas before each action), "last_actions" and "actions"
+      int32 [B, T, num_components], "final_canvas" [B, H, W, C], optionally "log_prob" [B, T]
+      (the painting policy's, for V-trace): episodes painted elsewhere; `loss` takes these
+
+Everything static (the renderer's `PaintConfig`, the action spec, network sizes, the reward and
+loss variants) is in the hashable `Hparams` of the state, and the TrainStates hold the networks'
+`apply` functions, so `update(state, batch)` is the whole signature and jit caches once. The
+state is a pytree, so the step shards over a data mesh like any other `core` update.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
+import chex
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 from flax import struct
 
 from thesis_jax.core import TrainState
-from thesis_jax.spiral import losses, networks, replay
+from thesis_jax.spiral import losses, networks, renderers, replay
 from thesis_jax.spiral.envs import jax_paint
 from thesis_jax.spiral.envs.spec import PaintConfig
 
 REWARDS = ("critic", "l2")
 OFF_POLICY = ("none", "vtrace")
+ActionSpecTuple = tuple[tuple[str, int], ...]
 
 
 class Hparams(NamedTuple):
@@ -58,12 +74,18 @@ class Hparams(NamedTuple):
     # Episodes painted by an older policy (distributed actors): "none" treats them as on-policy
     # (A2C); "vtrace" reweights them by pi / mu (`losses.vtrace`).
     off_policy: str = "none"
+    # The agent: its action components (spec order), canvases, networks and renderer.
+    action_spec: ActionSpecTuple = ()
+    image_shape: tuple[int, int, int] = (64, 64, 1)
+    policy: networks.PolicyConfig = networks.DEFAULT_CONFIG
+    critic_channels: tuple[int, ...] = (64, 128, 256, 512)
+    paint: PaintConfig | None = None  # JaxPaint paints inside `update`; None: a host renderer
 
 
 @struct.dataclass
 class SpiralState:
     step: jax.Array
-    policy: TrainState  # apply_fn: the PolicyNet module
+    policy: TrainState  # apply_fn: PolicyNet.apply
     critic: TrainState  # apply_fn: Critic.apply; unused with the l2 reward
     replay: replay.ReplayState  # {"canvas"} or {"canvas", "target"}
     rng: jax.Array
@@ -80,154 +102,191 @@ class Trajectory(NamedTuple):
     log_prob: jax.Array | None = None  # float [T, B], log mu(a_t | s_t) of the painting policy
 
 
-def init(
-    rng: jax.Array,
-    action_spec: Mapping[str, int],
-    image_shape: tuple[int, int, int],
-    hparams: Hparams = Hparams(),  # noqa: B008 - an immutable NamedTuple
-    policy_config: networks.PolicyConfig | None = None,
-    critic_channels: tuple[int, ...] = (64, 128, 256, 512),
-    batch_size: int = 64,
-) -> SpiralState:
-    """Fresh policy, critic (Adam 1e-4, beta1 0.5) and an empty replay buffer."""
-    if hparams.reward not in REWARDS:
-        raise ValueError(f"reward must be one of {REWARDS}, got {hparams.reward!r}")
-    if hparams.reward == "l2" and not hparams.conditional:
+def _tuples(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def make_hparams(config: ml_collections.ConfigDict) -> Hparams:
+    """The static hyperparameters of a preset (see experiments/configs/spiral.py)."""
+    if config.reward not in REWARDS:
+        raise ValueError(f"reward must be one of {REWARDS}, got {config.reward!r}")
+    if config.reward == "l2" and not config.conditional:
         raise ValueError("the l2 reward needs a target: use it with conditional=True")
-    if hparams.off_policy not in OFF_POLICY:
-        raise ValueError(f"off_policy must be one of {OFF_POLICY}, got {hparams.off_policy!r}")
-    policy_config = policy_config or networks.PolicyConfig()
-    policy_config = policy_config._replace(conditional=hparams.conditional)
-    module = networks.make_policy(action_spec, policy_config)
-    policy_rng, critic_rng, rng = jax.random.split(rng, 3)
-    policy_tx = optax.chain(
-        optax.clip_by_global_norm(hparams.max_grad_norm), optax.adam(hparams.policy_learning_rate)
+    if config.off_policy not in OFF_POLICY:
+        raise ValueError(f"off_policy must be one of {OFF_POLICY}, got {config.off_policy!r}")
+    policy = {k: _tuples(v) for k, v in config.policy.to_dict().items()}
+    return Hparams(
+        reward=config.reward,
+        conditional=config.conditional,
+        episode_length=config.episode_length,
+        policy_learning_rate=config.policy_learning_rate,
+        entropy_cost=config.entropy_cost,
+        critic_learning_rate=config.critic_learning_rate,
+        critic_steps=config.critic_steps,
+        stroke_penalty=config.stroke_penalty,
+        empty_penalty=config.empty_penalty,
+        emd_weight=config.emd_weight,
+        off_policy=config.off_policy,
+        action_spec=tuple((str(k), int(v)) for k, v in renderers.action_spec(config).items()),
+        image_shape=renderers.image_shape(config),
+        policy=networks.PolicyConfig(**policy)._replace(conditional=config.conditional),
+        critic_channels=tuple(config.critic_channels),
+        paint=renderers.paint_config(config) if config.renderer == "jax_paint" else None,
     )
+
+
+@functools.cache
+def policy_net(action_spec: ActionSpecTuple, config: networks.PolicyConfig) -> networks.PolicyNet:
+    """The policy module (one object per spec and config: equal hparams give equal apply_fns,
+    so a jitted `update` compiles once for every state built from the same preset)."""
+    return networks.make_policy(dict(action_spec), config)
+
+
+@functools.cache
+def critic_net(conditional: bool, channels: tuple[int, ...]) -> networks.Critic:
+    """The critic module D(x) or D(x | target) (one object per setting, like `policy_net`)."""
+    return networks.Critic(conditional=conditional, channels=channels)
+
+
+@functools.cache
+def policy_optimizer(max_grad_norm: float, learning_rate: float) -> optax.GradientTransformation:
+    """Adam on globally clipped gradients (one object per setting, like `policy_net`)."""
+    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+
+
+@functools.cache
+def critic_optimizer(learning_rate: float) -> optax.GradientTransformation:
+    """Adam with beta1 = 0.5 (app. A.3; one object per setting, like `policy_net`)."""
+    return optax.adam(learning_rate, b1=0.5)
+
+
+def init(rng: jax.Array, config: ml_collections.ConfigDict) -> SpiralState:
+    """Fresh policy (Adam), critic (Adam 1e-4, beta1 0.5) and an empty replay buffer."""
+    hp = make_hparams(config)
+    module = policy_net(hp.action_spec, hp.policy)
+    policy_rng, critic_rng, rng = jax.random.split(rng, 3)
     policy = TrainState.create(
-        params=networks.init_policy(policy_rng, module, image_shape),
-        tx=policy_tx,
-        apply_fn=module,
+        params=networks.init_policy(policy_rng, module, hp.image_shape),
+        tx=policy_optimizer(hp.max_grad_norm, hp.policy_learning_rate),
+        apply_fn=module.apply,
         rng=policy_rng,
     )
-    critic_module = networks.Critic(conditional=hparams.conditional, channels=critic_channels)
-    critic_params = networks.init_critic(critic_rng, critic_module, image_shape)
+    critic_module = critic_net(hp.conditional, hp.critic_channels)
     critic = TrainState.create(
-        params=critic_params,
-        tx=optax.adam(hparams.critic_learning_rate, b1=0.5),
+        params=networks.init_critic(critic_rng, critic_module, hp.image_shape),
+        tx=critic_optimizer(hp.critic_learning_rate),
         apply_fn=critic_module.apply,
         rng=critic_rng,
     )
-    example = {"canvas": jax.ShapeDtypeStruct(image_shape, jnp.float32)}
-    if hparams.conditional:
-        example["target"] = jax.ShapeDtypeStruct(image_shape, jnp.float32)
-    buffer = replay.replay_init_like(hparams.replay_batches * batch_size, example)
+    example = {"canvas": jax.ShapeDtypeStruct(hp.image_shape, jnp.float32)}
+    if hp.conditional:
+        example["target"] = jax.ShapeDtypeStruct(hp.image_shape, jnp.float32)
+    buffer = replay.replay_init_like(hp.replay_batches * config.batch_size, example)
     return SpiralState(
         step=jnp.zeros((), jnp.int32),
         policy=policy,
         critic=critic,
         replay=buffer,
         rng=rng,
-        hparams=hparams,
+        hparams=hp,
     )
 
 
-def _inputs(canvas, last_action, target, conditional: bool) -> networks.PolicyInputs:
+def policy_inputs(canvas, last_action, target, conditional: bool) -> networks.PolicyInputs:
+    """What the policy sees at one step (the target only when it is conditional)."""
     return networks.PolicyInputs(canvas, last_action, target if conditional else None)
 
 
 def rollout(
-    state: SpiralState,
-    paint_config: PaintConfig,
+    params: Any,
     targets: jax.Array,
     rng: jax.Array,
-    params: Any = None,
+    *,
+    apply_fn: Callable[..., Any],
+    hparams: Hparams,
 ) -> Trajectory:
     """Paints `targets.shape[0]` episodes with JaxPaint, all inside one `lax.scan` (jit it).
 
     `targets` are the images to reconstruct (conditional) or only set the batch size.
     """
-    module: networks.PolicyNet = state.policy.apply_fn
-    params = state.policy.params if params is None else params
+    chex.assert_rank(targets, 4)
+    if hparams.paint is None:
+        raise ValueError("this agent paints with a host renderer: use actors.host_rollout")
     batch = targets.shape[0]
-    conditional = state.hparams.conditional
 
     def body(carry, step_rng):
         paint, lstm = carry
-        inputs = _inputs(paint.canvas, paint.last_action, targets, conditional)
-        out = networks.policy_step(params, module, inputs, lstm, step_rng)
+        inputs = policy_inputs(paint.canvas, paint.last_action, targets, hparams.conditional)
+        out = networks.policy_step(params, apply_fn, inputs, lstm, step_rng)
         actions = jax.lax.stop_gradient(out.actions)
-        next_paint = jax_paint.render_step(paint_config, paint, actions)
+        next_paint = jax_paint.render_step(hparams.paint, paint, actions)
         return (next_paint, out.carry), (paint.canvas, paint.last_action, actions, out.log_prob)
 
     start = (
-        jax_paint.init_state(paint_config, batch),
-        networks.initial_carry(batch, module.config.lstm_size),
+        jax_paint.init_state(hparams.paint, batch),
+        networks.initial_carry(batch, hparams.policy.lstm_size),
     )
-    rngs = jax.random.split(rng, state.hparams.episode_length)
+    rngs = jax.random.split(rng, hparams.episode_length)
     (final, _), (canvases, last_actions, actions, log_prob) = jax.lax.scan(body, start, rngs)
     return Trajectory(canvases, last_actions, actions, final.canvas, log_prob)
 
 
-def host_rollout(
-    state: SpiralState,
-    env: Any,
-    targets: np.ndarray | None,
-    rng: jax.Array,
-    step_fn: Callable[..., networks.PolicyOutput] | None = None,
-) -> Trajectory:
-    """Paints one episode per environment of a `BatchedEnv` (LibMyPaint, MujocoScenes).
+def trajectory_batch(trajectory: Trajectory, targets: Any, xp: Any = np) -> dict[str, Any]:
+    """A time-major `Trajectory` as the batch-major dict `loss` and `update` take.
 
-    The policy runs jitted (`step_fn`, default `jax.jit(networks.policy_step, static_argnums=1)`)
-    and the renderer on the host, one call per step. Returns numpy arrays, time-major.
+    numpy arrays by default (episodes painted on the host); `xp=jnp` inside a jitted step.
     """
-    module: networks.PolicyNet = state.policy.apply_fn
-    step_fn = step_fn or _jitted_policy_step
-    names = list(env.action_spec())
-    observation = env.reset()
-    batch = observation.canvas.shape[0]
-    carry = networks.initial_carry(batch, module.config.lstm_size)
-    canvases, last_actions, actions, log_probs = [], [], [], []
-    for step_rng in jax.random.split(rng, state.hparams.episode_length):
-        inputs = _inputs(
-            jnp.asarray(observation.canvas),
-            jnp.asarray(observation.last_action),
-            None if targets is None else jnp.asarray(targets),
-            state.hparams.conditional,
-        )
-        out = step_fn(state.policy.params, module, inputs, carry, step_rng)
-        carry = out.carry
-        chosen = np.asarray(out.actions)
-        canvases.append(observation.canvas)
-        last_actions.append(observation.last_action)
-        actions.append(chosen)
-        log_probs.append(np.asarray(out.log_prob))
-        observation = env.step({name: chosen[:, i] for i, name in enumerate(names)})
-    return Trajectory(
-        np.stack(canvases).astype(np.float32),
-        np.stack(last_actions).astype(np.int32),
-        np.stack(actions).astype(np.int32),
-        np.asarray(observation.canvas, np.float32),
-        np.stack(log_probs).astype(np.float32),
-    )
+    batch_major = lambda x: xp.swapaxes(xp.asarray(x), 0, 1)
+    batch = {
+        "target": xp.asarray(targets, xp.float32),
+        "canvases": batch_major(trajectory.canvases),
+        "last_actions": batch_major(trajectory.last_actions),
+        "actions": batch_major(trajectory.actions),
+        "final_canvas": xp.asarray(trajectory.final_canvas, xp.float32),
+    }
+    if trajectory.log_prob is not None:
+        batch["log_prob"] = batch_major(trajectory.log_prob).astype(xp.float32)
+    return batch
 
 
-_jitted_policy_step = jax.jit(networks.policy_step, static_argnums=1)
+def predict(
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    *,
+    apply_fn: Callable[..., Any],
+    hparams: Hparams,
+    rng: jax.Array,
+) -> dict[str, jax.Array]:
+    """The policy paints `batch["target"]` with JaxPaint: batch-major episodes.
+
+    Returns {"final_canvas" [B, H, W, C], "canvases" [B, T, H, W, C] (before each action),
+    "last_actions", "actions" [B, T, num_components], "log_prob" [B, T]}; with "target" added it
+    is a batch for `loss`.
+    """
+    chex.assert_rank(batch["target"], 4)
+    trajectory = rollout(params, batch["target"], rng, apply_fn=apply_fn, hparams=hparams)
+    episodes = trajectory_batch(trajectory, batch["target"], xp=jnp)
+    del episodes["target"]
+    return episodes
 
 
 def final_rewards(
-    state: SpiralState,
     critic_params: Any,
     final_canvas: jax.Array,
     targets: jax.Array | None,
-    flag_index: int | None,
     actions: jax.Array,
+    *,
+    hparams: Hparams,
 ) -> tuple[jax.Array, jax.Array, dict[str, jax.Array]]:
-    """(final reward [B], per-step auxiliary rewards [T, B], metrics) of eq. (6.3.4)."""
-    hp = state.hparams
+    """(final reward [B], per-step auxiliary rewards [T, B], metrics) of eq. (6.3.4).
+
+    actions: int32 [T, B, num_components], time-major; targets: None for an unconditional agent.
+    """
+    hp = hparams
     conditional_target = targets if hp.conditional else None
     if hp.reward == "critic":
-        d = state.critic.apply_fn(critic_params, final_canvas, conditional_target)
-        reward = losses.critic_reward(d)
+        critic = critic_net(hp.conditional, hp.critic_channels)
+        reward = losses.critic_reward(critic.apply(critic_params, final_canvas, conditional_target))
     else:  # -||x - target||_2 per pixel (RMS), so its scale does not grow with the canvas
         reward = losses.l2_reward(final_canvas, targets) / np.sqrt(np.prod(final_canvas.shape[1:]))
     metrics = {"reward": jnp.mean(reward)}
@@ -238,49 +297,69 @@ def final_rewards(
         reward = reward - hp.emd_weight * emd
         metrics["color_emd"] = jnp.mean(emd)
     aux = jnp.zeros(actions.shape[:2], jnp.float32)
-    if hp.stroke_penalty and flag_index is not None:
-        aux = losses.stroke_start_penalty(actions[..., flag_index], hp.stroke_penalty)
+    names = [name for name, _ in hp.action_spec]
+    if hp.stroke_penalty and "flag" in names:
+        aux = losses.stroke_start_penalty(actions[..., names.index("flag")], hp.stroke_penalty)
     if targets is not None and targets.shape == final_canvas.shape:
         diff = (final_canvas - targets).reshape(final_canvas.shape[0], -1)
         metrics["l2"] = jnp.mean(jnp.sqrt(jnp.sum(diff**2, axis=1)))
     return jax.lax.stop_gradient(reward), jax.lax.stop_gradient(aux), metrics
 
 
-def policy_loss(
+def loss(
     params: Any,
-    state: SpiralState,
-    trajectory: Trajectory,
-    targets: jax.Array | None,
-    flag_index: int | None,
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """A2C (eq. 6.3.3) on stored episodes; log-probabilities recomputed with `unroll`."""
-    hp = state.hparams
-    module: networks.PolicyNet = state.policy.apply_fn
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+    *,
+    apply_fn: Callable[..., Any],
+    hparams: Hparams,
+    model_state: Mapping[str, Any] | None = None,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
+    """The policy's A2C loss (eq. 6.3.3; V-trace with `off_policy="vtrace"`) on painted episodes.
+
+    Args:
+      params: the policy's parameters.
+      batch: batch-major episodes (module docstring); log pi(a_t | s_t) is recomputed by unrolling
+        the policy over them.
+      rng: unused (the loss is deterministic); there for the common signature.
+      apply_fn: the PolicyNet's `apply` (`state.policy.apply_fn`).
+      hparams: the state's `Hparams`.
+      model_state: {"critic": the critic's parameters}, which reward the final canvases
+        (eq. 6.3.4); not needed with the l2 reward. Returned unchanged.
+    """
+    del rng
+    chex.assert_rank([batch["canvases"], batch["actions"], batch["final_canvas"]], [5, 3, 4])
+    chex.assert_equal_shape([batch["last_actions"], batch["actions"]])
+    chex.assert_equal_shape_prefix([batch["canvases"], batch["actions"]], 2)
+    hp = hparams
+    critic_params = (model_state or {}).get("critic")
+    if hp.reward == "critic" and critic_params is None:
+        raise ValueError("the critic reward needs model_state={'critic': critic parameters}")
+    targets = batch["target"] if hp.conditional else None
+    time_major = lambda x: jnp.swapaxes(x, 0, 1)
+    actions = time_major(batch["actions"])
+    carry = networks.initial_carry(actions.shape[1], hp.policy.lstm_size)
     log_prob, entropy, value = networks.unroll(
         params,
-        module,
-        trajectory.canvases,
-        trajectory.last_actions,
-        trajectory.actions,
-        target=targets if hp.conditional else None,
+        apply_fn,
+        time_major(batch["canvases"]),
+        time_major(batch["last_actions"]),
+        actions,
+        target=targets,
+        carry=carry,
     )
     reward, aux, metrics = final_rewards(
-        state,
-        state.critic.params,
-        trajectory.final_canvas,
-        targets,
-        flag_index,
-        trajectory.actions,
+        critic_params, batch["final_canvas"], targets, actions, hparams=hp
     )
     rewards = losses.final_step_rewards(reward, hp.episode_length, aux)
     pg_advantages = None
-    if hp.off_policy == "vtrace" and trajectory.log_prob is not None:
-        corrected = losses.vtrace(trajectory.log_prob, log_prob, rewards, value)
+    if hp.off_policy == "vtrace" and "log_prob" in batch:
+        corrected = losses.vtrace(time_major(batch["log_prob"]), log_prob, rewards, value)
         returns, pg_advantages = corrected.targets, corrected.pg_advantages
         metrics["importance_ratio"] = jnp.mean(corrected.rhos)
     else:
         returns = losses.returns_from_rewards(rewards)
-    loss, a2c_metrics = losses.a2c_loss(
+    value_loss, a2c_metrics = losses.a2c_loss(
         log_prob,
         value,
         returns,
@@ -289,59 +368,67 @@ def policy_loss(
         baseline_cost=hp.baseline_cost,
         pg_advantages=pg_advantages,
     )
-    return loss, {**metrics, **a2c_metrics}
+    return value_loss, ({**metrics, **a2c_metrics}, model_state)
 
 
 def critic_loss(
-    params: Any, state: SpiralState, real: jax.Array, fake: jax.Array, condition, rng
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """WGAN-GP (eq. 6.3.1; eq. 6.3.6 when conditional: real = condition = the targets)."""
+    params: Any,
+    batch: Mapping[str, jax.Array],
+    rng: jax.Array,
+    *,
+    apply_fn: Callable[..., Any],
+    hparams: Hparams,
+    model_state: Any = None,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
+    """WGAN-GP (eq. 6.3.1; eq. 6.3.6 when conditional) with the centring term of app. A.3.
+
+    batch: {"real", "fake"} float [B, H, W, C], plus "condition" (the targets the fakes
+    reconstruct; then "real" is the targets too) for a conditional critic. rng: the gradient
+    penalty's interpolation points. apply_fn: the Critic's `apply`. model_state is returned as is.
+    """
+    chex.assert_rank([batch["real"], batch["fake"]], 4)
+    chex.assert_equal_shape([batch["real"], batch["fake"]])
 
     def critic_fn(images, cond):
-        return state.critic.apply_fn(params, images, cond)
+        return apply_fn(params, images, cond)
 
-    return losses.wgan_gp_loss(
+    value, metrics = losses.wgan_gp_loss(
         critic_fn,
-        real,
-        fake,
+        batch["real"],
+        batch["fake"],
         rng,
-        gp_weight=state.hparams.gp_weight,
-        centre_weight=state.hparams.centre_weight,
-        condition=condition,
+        gp_weight=hparams.gp_weight,
+        centre_weight=hparams.centre_weight,
+        condition=batch.get("condition"),
     )
-
-
-def _flag_index(module: networks.PolicyNet) -> int | None:
-    names = [name for name, _ in module.action_spec]
-    return names.index("flag") if "flag" in names else None
+    return value, (metrics, model_state)
 
 
 def policy_update(
-    state: SpiralState, trajectory: Trajectory, targets: jax.Array | None
+    state: SpiralState, batch: Mapping[str, jax.Array]
 ) -> tuple[SpiralState, dict[str, jax.Array]]:
-    """The policy learner's step: A2C (or V-trace) on `trajectory`, rewarded by `state.critic`.
+    """The policy learner's step: `loss` on painted episodes, rewarded by `state.critic`.
 
-    Only `state.policy` changes. targets: [B, H, W, C] conditioning images, ignored when the
-    policy is unconditional.
+    Only `state.policy` changes.
     """
-    targets = targets if state.hparams.conditional else None
-    flag_index = _flag_index(state.policy.apply_fn)
-    grad_fn = jax.value_and_grad(policy_loss, has_aux=True)
-    (_, metrics), grads = grad_fn(state.policy.params, state, trajectory, targets, flag_index)
+    grads, (metrics, _) = jax.grad(loss, has_aux=True)(
+        state.policy.params,
+        batch,
+        state.policy.rng,
+        apply_fn=state.policy.apply_fn,
+        hparams=state.hparams,
+        model_state={"critic": state.critic.params},
+    )
     policy = state.policy.apply_gradients(grads)
     return state.replace(policy=policy), {f"policy/{k}": v for k, v in metrics.items()}
 
 
 def critic_update(
-    state: SpiralState, real: jax.Array, fake: jax.Array, condition: jax.Array | None, rng
+    state: SpiralState, batch: Mapping[str, jax.Array], rng: jax.Array
 ) -> tuple[SpiralState, dict[str, jax.Array]]:
-    """The critic learner's step: one WGAN-GP step on `real` against `fake` (generated) images.
-
-    Only `state.critic` changes. condition: the targets the fakes reconstruct (conditional
-    critic, eq. 6.3.6; then `real` is the targets too) or None.
-    """
-    (_, metrics), grads = jax.value_and_grad(critic_loss, has_aux=True)(
-        state.critic.params, state, real, fake, condition, rng
+    """The critic learner's step: one WGAN-GP step (`critic_loss`). Only `state.critic` changes."""
+    grads, (metrics, _) = jax.grad(critic_loss, has_aux=True)(
+        state.critic.params, batch, rng, apply_fn=state.critic.apply_fn, hparams=state.hparams
     )
     critic = state.critic.apply_gradients(grads)
     return state.replace(critic=critic), {f"critic/{k}": v for k, v in metrics.items()}
@@ -349,89 +436,56 @@ def critic_update(
 
 def critic_batch(
     sample: Mapping[str, jax.Array], real: jax.Array | None, conditional: bool
-) -> tuple[jax.Array, jax.Array, jax.Array | None]:
-    """(real, fake, condition) for `critic_update` from a replay sample and a real batch."""
+) -> dict[str, jax.Array]:
+    """The batch of `critic_loss` from a replay sample and a batch of real data."""
     if conditional:
-        return sample["target"], sample["canvas"], sample["target"]
-    return real, sample["canvas"], None
+        return {"real": sample["target"], "fake": sample["canvas"], "condition": sample["target"]}
+    return {"real": real, "fake": sample["canvas"]}
 
 
 def learn(
-    state: SpiralState, trajectory: Trajectory, targets: jax.Array, real: jax.Array | None
+    state: SpiralState, batch: Mapping[str, jax.Array]
 ) -> tuple[SpiralState, dict[str, jax.Array]]:
-    """Policy step on `trajectory`, replay insert, then `critic_steps` critic steps.
+    """Policy step on painted episodes, replay insert, then `critic_steps` critic steps.
 
-    targets: [B, H, W, C] conditioning images (conditional) or None; real: a batch of real data
-    for the unconditional critic (ignored when conditional: the targets are the real data).
+    batch: batch-major episodes (module docstring); its "target" is also the critic's real data.
     """
     hp = state.hparams
-    targets = targets if hp.conditional else None
-    state, metrics = policy_update(state, trajectory, targets)
-    generated = {"canvas": trajectory.final_canvas}
+    state, metrics = policy_update(state, batch)
+    generated = {"canvas": batch["final_canvas"]}
     if hp.conditional:
-        generated["target"] = targets
+        generated["target"] = batch["target"]
     state = state.replace(replay=replay.replay_add(state.replay, generated))
     rng = state.rng
     if hp.reward == "critic":
-        batch = trajectory.final_canvas.shape[0]
+        size = batch["final_canvas"].shape[0]
         for _ in range(hp.critic_steps):
             rng, sample_rng, gp_rng = jax.random.split(rng, 3)
-            sample = replay.replay_sample(state.replay, sample_rng, batch)
-            state, critic_metrics = critic_update(
-                state, *critic_batch(sample, real, hp.conditional), gp_rng
-            )
+            sample = replay.replay_sample(state.replay, sample_rng, size)
+            critic_data = critic_batch(sample, batch["target"], hp.conditional)
+            state, critic_metrics = critic_update(state, critic_data, gp_rng)
         metrics.update(critic_metrics)
     return state.replace(step=state.step + 1, rng=rng), metrics
 
 
 def update(
-    state: SpiralState, batch: Mapping[str, jax.Array], paint_config: PaintConfig
-) -> tuple[SpiralState, dict[str, jax.Array]]:
-    """One SPIRAL step with JaxPaint actors inside the program (`functools.partial` the config).
-
-    batch: {"target": [B, H, W, C]} images to reconstruct (conditional) or real data
-    (unconditional; the policy then paints B episodes from scratch).
-    """
-    rng, rollout_rng = jax.random.split(state.rng)
-    targets = batch["target"]
-    trajectory = rollout(state, paint_config, targets, rollout_rng)
-    state = state.replace(rng=rng)
-    return learn(state, trajectory, targets, real=targets)
-
-
-def update_from_trajectories(
     state: SpiralState, batch: Mapping[str, jax.Array]
 ) -> tuple[SpiralState, dict[str, jax.Array]]:
-    """One SPIRAL step on episodes painted by host environments (`host_rollout`).
+    """One SPIRAL step (both learners); jit it as it is.
 
-    batch: batch-major arrays (so a data mesh splits episodes, not time) — "target" [B, ...],
-    "canvases" [B, T, H, W, C], "last_actions" / "actions" [B, T, num_components],
-    "final_canvas" [B, H, W, C], optionally "log_prob" [B, T] (the painting policy's, for
-    V-trace).
+    batch: {"target"} alone: JaxPaint actors paint the episodes inside the step
+    (`hparams.paint`); with painted episodes (module docstring): learn from those.
     """
-    time_major = lambda x: jnp.swapaxes(x, 0, 1)
-    trajectory = Trajectory(
-        time_major(batch["canvases"]),
-        time_major(batch["last_actions"]),
-        time_major(batch["actions"]),
-        batch["final_canvas"],
-        time_major(batch["log_prob"]) if "log_prob" in batch else None,
-    )
-    return learn(state, trajectory, batch["target"], real=batch["target"])
-
-
-def trajectory_batch(trajectory: Trajectory, targets: np.ndarray) -> dict[str, np.ndarray]:
-    """A host `Trajectory` as the batch-major dict `update_from_trajectories` takes."""
-    batch_major = lambda x: np.swapaxes(np.asarray(x), 0, 1)
-    return {
-        "target": np.asarray(targets, np.float32),
-        "canvases": batch_major(trajectory.canvases),
-        "last_actions": batch_major(trajectory.last_actions),
-        "actions": batch_major(trajectory.actions),
-        "final_canvas": np.asarray(trajectory.final_canvas, np.float32),
-        **(
-            {}
-            if trajectory.log_prob is None
-            else {"log_prob": batch_major(trajectory.log_prob).astype(np.float32)}
-        ),
-    }
+    chex.assert_rank(batch["target"], 4)
+    if "canvases" not in batch:
+        rng, rollout_rng = jax.random.split(state.rng)
+        trajectory = rollout(
+            state.policy.params,
+            batch["target"],
+            rollout_rng,
+            apply_fn=state.policy.apply_fn,
+            hparams=state.hparams,
+        )
+        state = state.replace(rng=rng)
+        batch = trajectory_batch(trajectory, batch["target"], xp=jnp)
+    return learn(state, batch)

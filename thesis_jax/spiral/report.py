@@ -1,0 +1,95 @@
+"""What a SPIRAL run writes for a person to look at (thesis sec. 6.4, fig. 6.9a).
+
+`save_samples` draws targets beside their reconstructions (or samples, unconditional) as a PNG
+and the episodes stroke by stroke as a GIF; `l2_to_targets` is the held-out l2 of eq. (6.3.4)'s
+l2 reward; `write_results` records a finished run's held-out metrics; `plot_l2_curves` draws
+held-out l2 over training for several runs (fig. 6.9a: critic reward against l2 reward).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+from absl import logging as absl_logging
+
+from thesis_jax import core
+from thesis_jax.spiral.train import Trajectory
+
+
+def save_samples(
+    trajectory: Trajectory, targets: np.ndarray, conditional: bool, workdir: str, step: int
+) -> None:
+    """`samples/step_NNNNNN.png` and `samples.png` (target | reconstruction pairs when
+    conditional), and `episode.gif`: the first 8 episodes, one frame per step."""
+    finals = trajectory.final_canvas
+    if conditional:  # pairs: target | reconstruction
+        tiles = [tile for pair in zip(targets, finals, strict=True) for tile in pair]
+        grid = core.image_grid(tiles, ncols=8)
+    else:
+        grid = core.image_grid(list(finals), ncols=8)
+    scale = max(1, 256 // finals.shape[1])
+    core.save_png(os.path.join(workdir, "samples", f"step_{step:06d}.png"), grid, scale)
+    core.save_png(os.path.join(workdir, "samples.png"), grid, scale)
+    shown = min(8, len(finals))
+    frames = [
+        core.image_grid(list(canvases[:shown]), ncols=shown)
+        for canvases in [*trajectory.canvases, finals]
+    ]
+    if conditional:
+        frames = [
+            np.concatenate([core.image_grid(list(targets[:shown]), ncols=shown), f]) for f in frames
+        ]
+    core.save_gif(os.path.join(workdir, "episode.gif"), frames, scale=scale)
+
+
+def l2_to_targets(finals: np.ndarray, targets: np.ndarray) -> dict[str, float]:
+    """Mean l2 distance (and mean squared error) of final canvases to their targets."""
+    diff = (np.asarray(finals) - np.asarray(targets)).reshape(len(targets), -1)
+    return {
+        "l2": float(np.mean(np.sqrt(np.sum(diff**2, axis=1)))),
+        "mse": float(np.mean(diff**2)),
+    }
+
+
+def write_results(result: core.LoopResult, workdir: str) -> None:
+    """`results.json`: the final step and held-out metrics of a run that finished."""
+    if jax.process_index() == 0 and not result.interrupted:
+        summary = {"step": result.step, **result.eval_metrics}
+        core.write_atomic(os.path.join(workdir, "results.json"), json.dumps(summary, indent=2))
+        absl_logging.info("held-out %s; pictures in %s", summary, workdir)
+
+
+def plot_l2_curves(runs: dict[str, str], path: str) -> str:
+    """Held-out l2 over training for several runs (fig. 6.9a: critic reward vs l2 reward).
+
+    runs: {label: workdir}; each workdir's `metrics.jsonl` must hold `eval/l2` records. Labels
+    of the form "NAME (anything)" share one colour per NAME, so seeds of one reward match.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
+    colours: dict[str, str] = {}
+    for label, workdir in runs.items():
+        records = [r for r in core.metrics.read_metrics(workdir) if "eval/l2" in r]
+        if not records:
+            raise ValueError(f"{workdir} has no eval/l2 records yet")
+        group = label.split(" (")[0]
+        colour = colours.setdefault(group, f"C{len(colours)}")
+        axis.plot(
+            [r["step"] for r in records],
+            [r["eval/l2"] for r in records],
+            color=colour,
+            label=label,
+        )
+    axis.set_xlabel("policy steps")
+    axis.set_ylabel("l2 distance to held-out targets")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return core.save_figure(figure, path)
