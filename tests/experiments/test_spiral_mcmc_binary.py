@@ -9,6 +9,7 @@ import pytest
 from experiments import spiral_mcmc
 from tests.experiments.binaries import picture, run_module
 from thesis_jax import core
+from thesis_jax.spiral import mcmc_experiment
 
 TINY = ["--config.batch_size=2", "--config.num_steps=30"]
 
@@ -26,11 +27,11 @@ def _picture(path):
 def test_presets_map_the_generic_fields():
     for preset in ("default", "thesis"):
         config = core.get_config(preset, spiral_mcmc._PRESETS)
-        spiral_mcmc.check_config(config)
+        mcmc_experiment.check_config(config)
         assert config.holdout_seed == 1  # scenes_dataset.HOLDOUT_SEED
     thesis = core.get_config("thesis", spiral_mcmc._PRESETS)
     assert (thesis.batch_size, thesis.num_steps) == (100, 10_000)  # sec. 6.4.6, fig. 6.10
-    assert spiral_mcmc.report_points((1, 10, 100, 1000), 30) == [1, 10, 30]
+    assert mcmc_experiment.report_points((1, 10, 100, 1000), 30) == [1, 10, 30]
 
 
 def test_binary_writes_curves_results_and_reconstructions_and_resumes(tmp_path):
@@ -92,7 +93,7 @@ def test_invalid_values_are_refused():
     ):
         config = core.get_config("default", spiral_mcmc._PRESETS, {field: value})
         with pytest.raises(core.ConfigError, match=message):
-            spiral_mcmc.check_config(config)
+            mcmc_experiment.check_config(config)
 
 
 @pytest.mark.parametrize(

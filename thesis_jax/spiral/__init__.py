@@ -26,6 +26,7 @@ experiment      one experiment from a preset: targets, state, a training run, PB
 report          samples, episode GIFs, results.json, fig. 6.9a's curves
 scenes_dataset  the MuJoCo Scenes dataset (sec. 6.4.1), generated and cached on disk
 mcmc            the blocked Metropolis-Hastings baseline of sec. 6.4.6 (fig. 6.10)
+mcmc_experiment its chains on held-out MuJoCo scenes, resumable, and their report
 """
 
 from thesis_jax.spiral import envs
