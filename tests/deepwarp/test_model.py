@@ -2,7 +2,6 @@
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
@@ -96,38 +95,8 @@ def test_unknown_variant_and_bad_shapes_fail_clearly():
         _model("ss").init(jax.random.PRNGKey(0), image, landmarks[:, :5], angles)
 
 
-def _config(variant, loss="l2", angle_dims=1):
-    return ml_collections.ConfigDict(
-        {
-            "model": {"variant": variant, "widths": (4, 8, 4, 4), "kernels": (5, 3, 3, 1),
-                      "lcm_widths": (4,)},
-            "crop_size": (W, H),
-            "angle_dims": angle_dims,
-            "learning_rate": 3e-3,
-            "loss": loss,
-            "margin": 2,
-        }
-    )  # fmt: skip
-
-
-def _shift_batch():
-    """Smooth random images; the target is the input moved down one row (margin 2)."""
-    from scipy.ndimage import gaussian_filter
-
-    rng = np.random.default_rng(0)
-    base = gaussian_filter(rng.random((8, H + 8, W + 8, 3)), (0, 1.5, 1.5, 0))
-    base = ((base - base.min()) / (base.max() - base.min())).astype(np.float32)
-    return {
-        "image": base[:, 4 : 4 + H, 4 : 4 + W],
-        "landmarks": np.tile(np.array([[W / 2, H / 2]], np.float32), (8, 7, 1)),
-        "angle": np.full((8, 1), 10.0, np.float32),
-        "target": base[:, 1 : 5 + H, 2 : 6 + W],  # centre: base[3:3+H, 4:4+W]
-    }
-
-
-def test_update_learns_to_warp_the_input_onto_a_shifted_target():
-    batch = _shift_batch()
-    state = deepwarp.init(jax.random.PRNGKey(0), _config("cfw"))
+def test_update_learns_to_warp_the_input_onto_a_shifted_target(cfw_state, shift_batch):
+    batch, state = shift_batch, cfw_state
     update = jax.jit(deepwarp.update)
     history = []
     for _ in range(40):
@@ -143,9 +112,9 @@ def test_update_learns_to_warp_the_input_onto_a_shifted_target():
     assert float(np.median(out["flow"][..., 1])) < -0.5
 
 
-def test_registration_loss_forgives_the_misalignment_that_l2_punishes():
-    batch = _shift_batch()
-    state = deepwarp.init(jax.random.PRNGKey(0), _config("cfw", loss="registration_l2"))
+def test_registration_loss_forgives_the_misalignment_that_l2_punishes(tiny_config, shift_batch):
+    batch = shift_batch
+    state = deepwarp.init(jax.random.PRNGKey(0), tiny_config("cfw", loss="registration_l2"))
     value, (metrics, _) = deepwarp.loss(
         state.params,
         batch,

@@ -1,4 +1,9 @@
-"""`python -m experiments.gaze` on a photo and a tiny video, and its error messages."""
+"""`python -m experiments.gaze` on a photo and a tiny video, and its error messages.
+
+Two runs go through `python -m` (the photo, a missing input); the others call the binary's
+`main` in this process with the same flags, so MediaPipe, the model and its compiled function
+load once instead of once per run.
+"""
 
 import cv2
 import numpy as np
@@ -15,6 +20,29 @@ def face_frames(count: int) -> list[np.ndarray]:
     return [image[10 + 2 * k : 250 + 2 * k, 70 + 2 * k : 390 + 2 * k] for k in range(count)]
 
 
+@pytest.fixture
+def gaze_main(capsys):
+    """`gaze_main(*flags) -> (exit code, stdout, stderr)`: experiments.gaze's `main` in-process."""
+    from absl import flags
+
+    from experiments import gaze
+
+    def run(*args: str) -> tuple[int, str, str]:
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["gaze", *args])
+        try:
+            gaze.main(["gaze"])
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        finally:
+            flags.FLAGS.unparse_flags()
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def photo(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("gaze") / "astronaut.png"
@@ -22,17 +50,16 @@ def photo(tmp_path_factory) -> str:
     return str(path)
 
 
-def test_gaze_binary_corrects_a_video_keeping_frame_count_and_size(tmp_path):
+def test_gaze_binary_corrects_a_video_keeping_frame_count_and_size(tmp_path, gaze_main):
     source, output = tmp_path / "call.avi", tmp_path / "fixed.mp4"
     frames = face_frames(6)
     writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (320, 240))
     for frame in frames:
         writer.write(np.ascontiguousarray(frame[..., ::-1]))
     writer.release()
-    run = run_module("experiments.gaze", f"--input={source}", f"--output={output}",
-                     "--angle=12", timeout=600)  # fmt: skip
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "6 frames" in run.stdout and "a face in 6" in run.stdout
+    code, stdout, stderr = gaze_main(f"--input={source}", f"--output={output}", "--angle=12")
+    assert code == 0, stderr[-3000:]
+    assert "6 frames" in stdout and "a face in 6" in stdout
     capture = cv2.VideoCapture(str(output))
     assert int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)) == 320
     assert int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == 240
@@ -63,7 +90,7 @@ def test_gaze_binary_corrects_a_photo_only_around_the_eyes(tmp_path, photo):
     assert rows.min() >= 88 and rows.max() <= 114 and cols.min() >= 188 and cols.max() <= 262
 
 
-def test_gaze_binary_several_faces_largest_by_default_or_all(tmp_path):
+def test_gaze_binary_several_faces_largest_by_default_or_all(tmp_path, gaze_main):
     image = skimage.data.astronaut()[0:260, 100:360]
     small = np.asarray(Image.fromarray(image).resize((200, 200)))
     canvas = np.full((300, 520, 3), 128, np.uint8)
@@ -74,32 +101,37 @@ def test_gaze_binary_several_faces_largest_by_default_or_all(tmp_path):
     changed, said = {}, {}
     for faces in ("largest", "all"):
         output = tmp_path / f"{faces}.png"
-        run = run_module("experiments.gaze", f"--input={source}", f"--output={output}",
-                         f"--faces={faces}", timeout=600)  # fmt: skip
-        assert run.returncode == 0, run.stderr[-3000:]
+        code, stdout, stderr = gaze_main(
+            f"--input={source}", f"--output={output}", f"--faces={faces}"
+        )
+        assert code == 0, stderr[-3000:]
         diff = np.any(np.asarray(Image.open(output)) != canvas, axis=-1)
         changed[faces] = (diff[:, :280].any(), diff[:, 280:].any())
-        said[faces] = run.stdout
+        said[faces] = stdout
     assert "2 faces" in said["largest"] and "--faces=all" in said["largest"]
     assert changed["largest"] == (True, False)
     assert changed["all"] == (True, True)
 
 
-def test_gaze_binary_errors_are_clear(tmp_path, photo):
+def test_gaze_binary_errors_are_clear(tmp_path, photo, gaze_main):
+    missing = f"--input={tmp_path / 'missing.jpg'}"
+    run = run_module("experiments.gaze", missing, timeout=300)
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert "no such file" in run.stderr and "Traceback" not in run.stderr
     garbage = tmp_path / "broken.jpg"
     garbage.write_bytes(b"not an image at all" * 10)
     blank = tmp_path / "blank.png"
     Image.fromarray(np.full((120, 160, 3), 90, np.uint8)).save(blank)
     cases = [
         ([f"--input={garbage}"], "cannot read"),
-        ([f"--input={tmp_path / 'missing.jpg'}"], "no such file"),
+        ([missing], "no such file"),
         ([f"--input={blank}", f"--output={tmp_path / 'b.png'}"], "no face found"),
         ([f"--input={photo}", "--angle=45"], "--angle"),
         ([f"--input={photo}", f"--checkpoint={tmp_path / 'nope'}"], "no DeepWarp model"),
         ([f"--input={photo}", f"--output={tmp_path / 'out.mp4'}"], "an image needs"),
     ]
     for args, message in cases:
-        run = run_module("experiments.gaze", *args, timeout=300)
-        assert run.returncode == 1, (args, run.stderr[-2000:])
-        assert message in run.stderr, (args, run.stderr[-2000:])
-        assert "Traceback" not in run.stderr
+        code, _, stderr = gaze_main(*args)
+        assert code == 1, (args, stderr[-2000:])
+        assert message in stderr, (args, stderr[-2000:])
+        assert "Traceback" not in stderr
