@@ -5,14 +5,17 @@ import os
 import subprocess
 import sys
 
+import ml_collections
 import pytest
 
+from experiments.configs.common import set_loop
+from thesis_jax import core
 from thesis_jax.core import presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DANN_PRESETS = os.path.join(ROOT, "experiments", "configs", "dann.py")
 PRESET_FILES = sorted(glob.glob(os.path.join(ROOT, "experiments", "configs", "*.py")))
-PRESET_FILES = [p for p in PRESET_FILES if not p.endswith("__init__.py")]
+PRESET_FILES = [p for p in PRESET_FILES if os.path.basename(p) not in ("__init__.py", "common.py")]
 
 
 @pytest.mark.parametrize("path", PRESET_FILES, ids=os.path.basename)
@@ -23,6 +26,8 @@ def test_every_preset_has_the_common_fields(path):
         config = presets.get_config(preset, path, {"num_steps": "5"})
         for field in presets.REQUIRED_FIELDS:
             assert field in config, (preset, field)
+        if os.path.basename(path) != "spiral_mcmc.py":  # inference only: no train loop
+            assert core.loop_options(config)["num_steps"] == 5
         assert config.num_steps == 5 and config.preset == preset
 
 
@@ -139,3 +144,11 @@ def test_binary_reports_a_missing_dataset_with_instructions(tmp_path):
     assert "error: tfds dataset 'svhn_cropped'" in result.stderr
     assert "download_and_prepare" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_set_loop_refuses_a_field_the_loop_does_not_read():
+    config = ml_collections.ConfigDict({"num_steps": 1})
+    set_loop(config, num_steps=10, log_every=5)
+    assert (config.num_steps, config.log_every) == (10, 5)
+    with pytest.raises(ValueError, match="eval_evry"):
+        set_loop(config, eval_evry=5)
