@@ -99,7 +99,7 @@ from thesis_jax.n4fields.inference import (
     predict_patch,
     transfer_annotations,
 )
-from thesis_jax.n4fields.model import HEADS, Architecture, N4Net
+from thesis_jax.n4fields.model import HEADS, Architecture, N4Net, network
 from thesis_jax.n4fields.sampler import (
     PatchSampler,
     channel_mean,
@@ -164,6 +164,7 @@ __all__ = [
     "make_batch",
     "multiscale",
     "nearest_neighbors",
+    "network",
     "network_config",
     "pair_indices",
     "pairwise_codes",

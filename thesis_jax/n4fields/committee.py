@@ -21,7 +21,7 @@ from thesis_jax.core.metrics import progress_bar
 from thesis_jax.n4fields import descriptor_baseline, inference
 from thesis_jax.n4fields.datasets import EdgeData
 from thesis_jax.n4fields.dictionary import Dictionary, compute_codes
-from thesis_jax.n4fields.model import Architecture, N4Net
+from thesis_jax.n4fields.model import Architecture, network
 from thesis_jax.n4fields.sampler import PatchSampler
 
 
@@ -76,7 +76,7 @@ def build_dictionaries(
     arch: Architecture,
 ) -> list[Dictionary]:
     """One dictionary per committee network: the codes of the same T training patches."""
-    apply_fn = N4Net(arch).apply
+    apply_fn = network(arch).apply
     codes: list[list[np.ndarray]] = [[] for _ in params]
     annotations = []
     for images, chunk_annotations in dictionary_chunks(config, train):

@@ -29,6 +29,7 @@ in one pass.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import chex
@@ -157,3 +158,11 @@ class N4Net(nn.Module):
             if j < 2 and arch.dropout_rate:
                 x = nn.Dropout(arch.dropout_rate, deterministic=not train)(x)
         return nn.Dense(arch.outputs, kernel_init=init, name="output")(x)
+
+
+@functools.lru_cache(maxsize=64)
+def network(arch: Architecture) -> N4Net:
+    """`N4Net(arch)`, one instance per architecture: its `apply` is then one function (flax
+    modules compare by identity), so states, dictionaries and jitted functions keyed by it
+    share their compilations."""
+    return N4Net(arch)

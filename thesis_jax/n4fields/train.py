@@ -42,7 +42,7 @@ import ml_collections
 import optax
 
 from thesis_jax.core import TrainState, max_norm_projection
-from thesis_jax.n4fields.model import Architecture, N4Net
+from thesis_jax.n4fields.model import Architecture, N4Net, network
 
 FIRST_LAYER = ("conv1",)  # the layer whose filters the max-norm projection caps (sec. 3.3.3)
 
@@ -84,21 +84,27 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
     Without `config.anneal_at` the rate stays constant until `anneal_learning_rate` divides it
     (a loop that watches the validation plateau); with `anneal_at` (fractions of
     `config.num_steps`) it is multiplied by `anneal_factor` (0.1) at those steps, a schedule
-    that a resumed run follows exactly.
+    that a resumed run follows exactly. The same settings give the same transformation, so the
+    states of a committee share one compiled `update`.
     """
     rate = float(config.get("learning_rate", 0.1))
     anneal_at = tuple(config.get("anneal_at", ()) or ())
+    boundaries = ()
     if anneal_at:
         if not all(0 < f < 1 for f in anneal_at):
             raise ValueError(f"anneal_at holds fractions of the run in (0, 1), got {anneal_at}")
         steps = int(config.num_steps)
         factor = float(config.get("anneal_factor", 0.1))
-        rate = optax.piecewise_constant_schedule(
-            rate, {max(1, round(f * steps)): factor for f in sorted(anneal_at)}
-        )
-    return optax.inject_hyperparams(optax.sgd)(
-        learning_rate=rate, momentum=config.get("momentum", 0.9)
-    )
+        boundaries = tuple((max(1, round(f * steps)), factor) for f in sorted(anneal_at))
+    return _sgd(rate, boundaries, float(config.get("momentum", 0.9)))
+
+
+@functools.lru_cache(maxsize=64)
+def _sgd(
+    rate: float, boundaries: tuple[tuple[int, float], ...], momentum: float
+) -> optax.GradientTransformation:
+    schedule = optax.piecewise_constant_schedule(rate, dict(boundaries)) if boundaries else rate
+    return optax.inject_hyperparams(optax.sgd)(learning_rate=schedule, momentum=momentum)
 
 
 def init(
@@ -116,7 +122,7 @@ def init(
     the first steps do not spend themselves (and the ReLUs) pushing 256 logits down.
     """
     arch = make_architecture(config, head=head, channel_mean=channel_mean)
-    model = N4Net(arch)
+    model = network(arch)
     params_rng, state_rng = jax.random.split(rng)
     params = init_params(params_rng, arch)
     if output_bias is not None:
