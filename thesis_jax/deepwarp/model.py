@@ -21,6 +21,7 @@ starts from the identity warp). The variants of sec. 4.4.3:
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -194,10 +195,16 @@ class DeepWarp(nn.Module):
 
 def make_network(spec: Any) -> DeepWarp:
     """The network that `spec` describes: anything with `variant`, `widths`, `kernels` and
-    `lcm_widths` (a config's `model` block, an `export.Architecture`)."""
-    return DeepWarp(
-        variant=spec.variant,
-        widths=tuple(spec.widths),
-        kernels=tuple(spec.kernels),
-        lcm_widths=tuple(spec.lcm_widths),
-    )
+    `lcm_widths` (a config's `model` block, an `export.Architecture`).
+
+    Equal specs give the same module instance, so the `apply` of states (and the jitted
+    functions) built from equal configs are equal static arguments and share compiled code.
+    """
+    return _network(spec.variant, tuple(spec.widths), tuple(spec.kernels), tuple(spec.lcm_widths))
+
+
+@functools.lru_cache(maxsize=64)
+def _network(
+    variant: str, widths: tuple[int, ...], kernels: tuple[int, ...], lcm_widths: tuple[int, ...]
+) -> DeepWarp:
+    return DeepWarp(variant=variant, widths=widths, kernels=kernels, lcm_widths=lcm_widths)

@@ -13,6 +13,7 @@ target). The model state holds BatchNorm's running statistics (`{"batch_stats": 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,6 +49,12 @@ def make_model(config: ml_collections.ConfigDict) -> DeepWarp:
     return make_network(config.model)
 
 
+@functools.lru_cache(maxsize=16)
+def _adam(learning_rate: float) -> optax.GradientTransformation:
+    """One transformation per learning rate: states of equal configs share a compiled update."""
+    return optax.adam(learning_rate)
+
+
 def init(rng: jax.Array, config: ml_collections.ConfigDict) -> TrainState:
     """A fresh TrainState: parameters, BatchNorm statistics, Adam (sec. 4.4.2)."""
     model = make_model(config)
@@ -60,7 +67,7 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict) -> TrainState:
     return TrainState.create(
         params=variables["params"],
         model_state={"batch_stats": variables["batch_stats"]},
-        tx=optax.adam(config.learning_rate),
+        tx=_adam(float(config.learning_rate)),
         apply_fn=model.apply,
         rng=state_rng,
         hparams=Hparams(loss=config.loss, margin=config.margin),
