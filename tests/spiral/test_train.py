@@ -20,8 +20,7 @@ BATCH = 8
 
 
 def _state(**overrides) -> train.SpiralState:
-    fields = {"policy_learning_rate": 1e-4, "condition_mlp": (16,), "update_mlp": (16,)}
-    return train.init(jax.random.PRNGKey(0), tiny_config(**{**fields, **overrides}))
+    return train.init(jax.random.PRNGKey(0), tiny_config(**overrides))
 
 
 def _rollout(state, targets, rng):

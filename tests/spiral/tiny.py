@@ -21,15 +21,18 @@ POLICY = {
     "embedding_size": 32,
     "lstm_size": 32,
     "decoder_blocks": 1,
+    "condition_mlp": (16,),
+    "update_mlp": (16,),
 }
 
 
 def tiny_config(preset: str = "digits", **overrides) -> ml_collections.ConfigDict:
-    """`preset` on a 16x16 canvas, an 8x8 grid, 3-step episodes, batches of 8, tiny networks.
+    """`preset` on a 16x16 canvas, an 8x8 grid, 3-step episodes, batches of 8, tiny networks
+    (`POLICY`, a critic of 8 and 16 channels) and the policy learning rate 1e-4.
 
-    `overrides` replace any field; `condition_mlp` and `update_mlp` set the policy's MLPs.
+    `overrides` replace any field (`policy` takes a dict of the policy's fields).
     """
-    policy = {k: overrides.pop(k) for k in ("condition_mlp", "update_mlp") if k in overrides}
+    policy = {**POLICY, **overrides.pop("policy", {})}
     fields = {
         "batch_size": 8,
         "eval_batch_size": 8,
@@ -37,11 +40,10 @@ def tiny_config(preset: str = "digits", **overrides) -> ml_collections.ConfigDic
         "grid_size": 8,
         "episode_length": 3,
         "critic_channels": (8, 16),
+        "policy_learning_rate": 1e-4,
         **overrides,
     }
     config = core.get_config(preset, PRESETS, fields)
     with config.unlocked():
-        config.policy.update(POLICY)
-        for name, value in policy.items():
-            config.policy[name] = value
+        config.policy.update(policy)
     return config

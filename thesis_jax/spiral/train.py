@@ -148,16 +148,22 @@ def critic_net(conditional: bool, channels: tuple[int, ...]) -> networks.Critic:
     return networks.Critic(conditional=conditional, channels=channels)
 
 
+def _jitted_init(tx: optax.GradientTransformation) -> optax.GradientTransformation:
+    # One compiled program for the optimizer state, not one eager op per parameter shape.
+    return optax.GradientTransformation(jax.jit(tx.init), tx.update)
+
+
 @functools.cache
 def policy_optimizer(max_grad_norm: float, learning_rate: float) -> optax.GradientTransformation:
     """Adam on globally clipped gradients (one object per setting, like `policy_net`)."""
-    return optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+    return _jitted_init(tx)
 
 
 @functools.cache
 def critic_optimizer(learning_rate: float) -> optax.GradientTransformation:
     """Adam with beta1 = 0.5 (app. A.3; one object per setting, like `policy_net`)."""
-    return optax.adam(learning_rate, b1=0.5)
+    return _jitted_init(optax.adam(learning_rate, b1=0.5))
 
 
 def init(rng: jax.Array, config: ml_collections.ConfigDict) -> SpiralState:
