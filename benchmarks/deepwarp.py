@@ -45,12 +45,9 @@ crashes, its error follows the JAX numbers and the exit status is 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,6 +56,7 @@ from typing import Any
 
 import jax
 import numpy as np
+from peers import run_peer, write_json
 
 from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
 
@@ -168,31 +166,19 @@ def run_torch(
     args: argparse.Namespace, threads: int, exchange: pathlib.Path, modes: list[str]
 ) -> dict:
     """Runs deepwarp_torch.py; returns its JSON, {"skipped": reason} or {"failed": stderr}."""
-    found = shutil.which(args.torch_python)  # a path, or a name on $PATH such as python3
-    python = pathlib.Path(found or args.torch_python)
-    if not python.exists():
-        return {"skipped": f"no PyTorch interpreter at {python}"}
-    command = [
-        str(python),
-        str(pathlib.Path(__file__).with_name("deepwarp_torch.py")),
-        f"--exchange-dir={exchange}",
-        f"--sizes={args.sizes}",
-        f"--modes={','.join(modes)}",
-        f"--calls={args.calls}",
-        f"--repeats={args.repeats}",
-        f"--warmup={args.warmup}",
-        f"--threads={threads}",
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    lines = [line for line in result.stdout.splitlines() if line.startswith("{")]
-    if result.returncode == 3 and lines:
-        return json.loads(lines[-1])
-    if result.returncode != 0 or not lines:
-        return {
-            "failed": f"{' '.join(command)} exited with {result.returncode}:\n"
-            f"{result.stderr[-3000:]}"
-        }
-    return json.loads(lines[-1])
+    return run_peer(
+        args.torch_python,
+        pathlib.Path(__file__).with_name("deepwarp_torch.py"),
+        [
+            f"--exchange-dir={exchange}",
+            f"--sizes={args.sizes}",
+            f"--modes={','.join(modes)}",
+            f"--calls={args.calls}",
+            f"--repeats={args.repeats}",
+            f"--warmup={args.warmup}",
+            f"--threads={threads}",
+        ],
+    )
 
 
 def describe(result: dict) -> str:
@@ -415,9 +401,7 @@ def main() -> int:
     print(format_report(report))
     if report["model"]:
         print(format_model_rows(report["model"]))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json_out, report)
     if "failed" in torch:
         return 1
     if report["compared"] and not report["check"]["ok"]:

@@ -41,7 +41,6 @@ worker processes are spawned and import this script, and need neither.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import statistics
@@ -51,6 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from peers import write_json
 
 THESIS_SECONDS_PER_IMAGE = 6.0  # sec. 3.3.3: 3 scales x a committee of 3 networks, its GPU
 DICTIONARY_CHUNK = 10_000  # patches sampled and encoded at a time (100k patches are 1.4 GB)
@@ -335,9 +335,7 @@ def main() -> int:
     results.append(bench_bsds(args))
     report["results"] = results
     print(format_report(report))
-    if args.json_out:
-        args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json_out, report)
     return 0
 
 
