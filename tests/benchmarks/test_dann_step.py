@@ -6,45 +6,29 @@ the PyTorch model has exactly the Flax model's parameters.
 """
 
 import json
-import os
-import pathlib
 import re
 import subprocess
-import sys
 
 import jax
 import jax.numpy as jnp
 import pytest
 
+from tests.benchmarks.runner import ROOT, TORCH_PYTHON, run_benchmark
 from thesis_jax import dann
 from thesis_jax.dann.networks import INPUT_SHAPES
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "dann_step.py"
 TORCH_BENCHMARK = ROOT / "benchmarks" / "dann_step_torch.py"
-TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
 
 
 def test_jax_only_run_reports_steps_per_second_and_the_skipped_comparison(tmp_path):
-    json_out = tmp_path / "dann_step.json"
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    env["JAX_PLATFORMS"] = "cpu"
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARK),
-            "--steps=2",
-            "--repeats=1",
-            "--warmup=0",
-            "--torch-python=/nonexistent",
-            f"--json-out={json_out}",
-        ],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
+    result, json_out = run_benchmark(
+        "dann_step.py",
+        "--steps=2",
+        "--repeats=1",
+        "--warmup=0",
+        "--torch-python=/nonexistent",
+        tmp_path=tmp_path,
+        devices=2,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "steps/s" in result.stdout

@@ -3,17 +3,12 @@ table a person can read, says plainly when PyTorch is missing, and checks grid_s
 bilinear_warp when it is there. The timings themselves are never asserted."""
 
 import json
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "deepwarp.py"
-TORCH_PYTHON = ROOT / ".venv-torch" / "bin" / "python"
+from tests.benchmarks.runner import TORCH_PYTHON, run_benchmark
+
 TINY = [
     "--sizes=3x6x7x3,2x5x4x1",
     "--calls=2",
@@ -24,19 +19,8 @@ TINY = [
 ROW = r"^{size}\s+{mode}\s+{implementation}.*?\s(\d+\.\d+)\s+(\d+\.\d+)\s"
 
 
-def run_benchmark(*flags, tmp_path):
-    json_out = tmp_path / "deepwarp.json"
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-    result = subprocess.run(
-        [sys.executable, str(BENCHMARK), *TINY, *flags, f"--json-out={json_out}"],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    return result, json_out
+def run_deepwarp(*flags, tmp_path):
+    return run_benchmark("deepwarp.py", *TINY, *flags, tmp_path=tmp_path)
 
 
 def assert_row(stdout, size, mode, implementation):
@@ -49,7 +33,7 @@ def assert_row(stdout, size, mode, implementation):
 
 
 def test_jax_only_run_reports_both_implementations_and_the_skipped_comparison(tmp_path):
-    result, json_out = run_benchmark("--torch-python=/nonexistent", tmp_path=tmp_path)
+    result, json_out = run_deepwarp("--torch-python=/nonexistent", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     for size in ("3x6x7x3", "2x5x4x1"):
         for mode in ("image+flow", "flow"):
@@ -88,7 +72,7 @@ def test_jax_only_run_reports_both_implementations_and_the_skipped_comparison(tm
 def test_torch_grid_sample_matches_bilinear_warp_and_is_timed(tmp_path):
     if not TORCH_PYTHON.exists():
         pytest.skip(f"{TORCH_PYTHON} is missing; `make .venv-torch/bin/python` builds it")
-    result, json_out = run_benchmark(f"--torch-python={TORCH_PYTHON}", tmp_path=tmp_path)
+    result, json_out = run_deepwarp(f"--torch-python={TORCH_PYTHON}", tmp_path=tmp_path)
     report = json.loads(json_out.read_text()) if json_out.exists() else {}
     if "skipped" in report.get("torch", {}):
         pytest.skip(report["torch"]["skipped"])
