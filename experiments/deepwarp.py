@@ -50,21 +50,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The DeepWarp section of `experiments.tour`: `eyes` with a small budget."""
-    from experiments.tour_section import TourSection
+    from experiments.tour_section import TourSection, report_note, short_run
 
     steps = max(20, int(500 * budget))
     config = core.get_config(
         "eyes",
         _PRESETS,
-        {
-            "num_steps": steps,
-            "variants": ("ss", "cfw", "cfw_lcm"),
-            "train_pairs": 4000,
-            "test_pairs": 500,
-            "eval_every": 0,
-            "log_every": max(1, steps // 10),
-            "checkpoint_every": steps,
-        },
+        short_run(steps, variants=("ss", "cfw", "cfw_lcm"), train_pairs=4000, test_pairs=500),
     )
     results = train_and_evaluate(config, workdir)
     if results is None:
@@ -88,15 +80,15 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
             (VARIANT_NAMES[name], f"{row['mse']:.5f}", f"{row['mse'] / base:.2f}")
             for name, row in results.items()
         ],
-        note="Full report: " + os.path.join(workdir, "results.md"),
+        note=report_note(workdir),
     )
 
 
-def main(config: ml_collections.ConfigDict, workdir: str) -> None:
-    results = train_and_evaluate(config, workdir)
-    if results is not None:
-        absl_logging.info("report: %s", os.path.join(workdir, "results.md"))
-
-
 if __name__ == "__main__":
-    core.presets.run(main, name="deepwarp", preset_file=_PRESETS, default_preset="eyes")
+    core.presets.run(
+        train_and_evaluate,
+        name="deepwarp",
+        preset_file=_PRESETS,
+        default_preset="eyes",
+        report="results.md",
+    )
