@@ -2,16 +2,12 @@
 tiny sizes and give a table a person can read and a JSON report. Timings are never asserted."""
 
 import json
-import os
-import pathlib
 import re
-import subprocess
-import sys
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-BENCHMARK = ROOT / "benchmarks" / "n4fields.py"
+from tests.benchmarks.runner import run_benchmark
+
 TINY = [
     "--image-size=40x48",
     "--dictionary-size=500",
@@ -27,16 +23,8 @@ TINY = [
 ROW = r"^{what}\s+cpu\s+(\S+)\s+(\S+)\s+\S+-\S+\s+(\d+)\s"
 
 
-def run_benchmark(*flags, tmp_path):
-    json_out = tmp_path / "n4fields.json"
-    command = [sys.executable, str(BENCHMARK), *flags, f"--json-out={json_out}"]
-    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="")
-    options = dict(capture_output=True, text=True, cwd=ROOT, env=env, timeout=300, check=False)
-    return subprocess.run(command, **options), json_out
-
-
 def test_tiny_run_reports_inference_and_benchmark_rows(tmp_path):
-    result, json_out = run_benchmark(*TINY, tmp_path=tmp_path)
+    result, json_out = run_benchmark("n4fields.py", *TINY, tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"^JAX device: 1 x cpu \(.+\)$", result.stdout, re.M), result.stdout
     assert "dictionary T = 500, narrow Architecture" in result.stdout
@@ -66,7 +54,7 @@ def test_tiny_run_reports_inference_and_benchmark_rows(tmp_path):
 
 def test_bad_flags_are_rejected_before_any_work(tmp_path):
     for flag in ("--image-size=10x10", "--scales=1,-2", "--committee=0"):
-        result, json_out = run_benchmark(flag, tmp_path=tmp_path)
+        result, json_out = run_benchmark("n4fields.py", flag, tmp_path=tmp_path)
         assert result.returncode == 2, result.stdout + result.stderr
         assert flag.split("=")[0] in result.stderr
         assert not json_out.exists()
