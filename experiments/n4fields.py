@@ -83,28 +83,26 @@ def train_and_evaluate(
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The N4-Fields section of `experiments.tour`: `shapes`, fewer images, 3 models."""
-    from experiments.tour_section import TourSection
+    from experiments.tour_section import TourSection, report_note, short_run
 
     steps = max(10, int(1500 * budget))  # the preset's: fewer leave the baselines at the prior
     models = ("n4", "central", "patch")
     config = core.get_config(
         "shapes",
         _PRESETS,
-        {
-            "num_steps": steps,
-            "models": models,
-            "train_images": max(4, int(100 * budget)),
-            "eval_images": max(2, int(12 * budget)),
-            "dictionary_size": max(2000, int(20_000 * budget)),
-            "pca_samples": max(2000, int(10_000 * budget)),
-            "val_patches": 512,
-            "num_pictures": 3,
-            "qualitative_images": 2,
-            "tolerances": (),
-            "log_every": max(1, steps // 10),
-            "eval_every": steps,
-            "checkpoint_every": steps,
-        },
+        short_run(
+            steps,
+            evaluations=1,
+            models=models,
+            train_images=max(4, int(100 * budget)),
+            eval_images=max(2, int(12 * budget)),
+            dictionary_size=max(2000, int(20_000 * budget)),
+            pca_samples=max(2000, int(10_000 * budget)),
+            val_patches=512,
+            num_pictures=3,
+            qualitative_images=2,
+            tolerances=(),
+        ),
     )
     results = train_and_evaluate(config, workdir)
     if results is None:
@@ -137,15 +135,15 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
             )
             for name, row in results.items()
         ],
-        note="Full report: " + os.path.join(workdir, "results.md"),
+        note=report_note(workdir),
     )
 
 
-def main(config: ml_collections.ConfigDict, workdir: str) -> None:
-    results = train_and_evaluate(config, workdir)
-    if results is not None:
-        absl_logging.info("report: %s", os.path.join(workdir, "results.md"))
-
-
 if __name__ == "__main__":
-    core.presets.run(main, name="n4fields", preset_file=_PRESETS, default_preset="shapes")
+    core.presets.run(
+        train_and_evaluate,
+        name="n4fields",
+        preset_file=_PRESETS,
+        default_preset="shapes",
+        report="results.md",
+    )
