@@ -27,7 +27,12 @@ def _run(tmp_path, *args):
         [sys.executable, str(ROOT / "benchmarks" / "spiral_scaling.py"), *args],
         capture_output=True,
         text=True,
-        env=dict(os.environ, JAX_PLATFORMS="cpu", RAY_AUTH_MODE="disabled"),
+        env=dict(
+            os.environ,
+            JAX_PLATFORMS="cpu",
+            RAY_AUTH_MODE="disabled",
+            JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",  # small programs cached too
+        ),
         cwd=tmp_path,
         timeout=1200,
         check=False,

@@ -1,6 +1,7 @@
 """`python -m experiments.spiral` end to end on a tiny offline setting, with resume."""
 
 import json
+import os
 
 import pytest
 from PIL import Image
@@ -26,8 +27,13 @@ TINY = [
 ]
 
 
+# The binary's hundreds of small programs (eager steps, checkpoint slices) go into the
+# persistent compilation cache too: later runs read them instead of compiling them again.
+ENV = dict(os.environ, JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+
+
 def _run(*args, timeout=900):
-    return run_module("experiments.spiral", *args, timeout=timeout)
+    return run_module("experiments.spiral", *args, timeout=timeout, env=ENV)
 
 
 def _picture(path):

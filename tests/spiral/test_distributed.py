@@ -103,9 +103,12 @@ def test_pbt_exploits_and_explores_on_a_population_of_two(tmp_path):
         assert os.path.isdir(tmp_path / f"member_{member}" / "checkpoints")
 
 
-def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path):
+def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     import ray
+
+    # The workers (processes Ray starts from this environment) cache their small programs too.
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
     config = _tiny({"num_steps": 200, "distributed": True, "num_actors": 2})
     config.episodes_per_actor = 4
