@@ -42,6 +42,15 @@ def test_hub_replay_is_a_ring_buffer():
     assert set(sample.tolist()) == {3.0, 4.0, 5.0, 2.0}  # 0 and 1 were overwritten
 
 
+def test_a_non_finite_learner_loss_stops_the_run_naming_the_last_checkpoint(tmp_path):
+    (tmp_path / "policy_learner" / "40").mkdir(parents=True)
+    stats = {"seconds": 2.0, "queue_size": 0.0, "replay_size": 0.0}
+    with pytest.raises(FloatingPointError, match=r"step 50.*last good checkpoint is step 40"):
+        distributed._progress_metrics(
+            [{"policy/loss": float("nan")}], stats, {"seconds": 1.0}, 2, 50, str(tmp_path)
+        )
+
+
 def test_exploit_and_explore_copies_the_best_and_perturbs():
     rng = np.random.default_rng(0)
     hyper = [{"lr": 1.0}, {"lr": 2.0}, {"lr": 3.0}, {"lr": 4.0}]

@@ -149,7 +149,7 @@ def critic_net(conditional: bool, channels: tuple[int, ...]) -> networks.Critic:
 
 
 def _jitted_init(tx: optax.GradientTransformation) -> optax.GradientTransformation:
-    # One compiled program for the optimizer state, not one eager op per parameter shape.
+    """`tx` whose state is made by one compiled program, not an eager op per parameter shape."""
     return optax.GradientTransformation(jax.jit(tx.init), tx.update)
 
 
@@ -288,6 +288,8 @@ def final_rewards(
 
     actions: int32 [T, B, num_components], time-major; targets: None for an unconditional agent.
     """
+    chex.assert_rank([final_canvas, actions], [4, 3])
+    chex.assert_axis_dimension(actions, 1, final_canvas.shape[0])
     hp = hparams
     conditional_target = targets if hp.conditional else None
     if hp.reward == "critic":
