@@ -26,6 +26,16 @@ def _targets() -> np.ndarray:
     return images
 
 
+def _policy(state: train.SpiralState) -> dict:
+    """The keywords of the policy's functions (`predict`, `loss`)."""
+    return {"apply_fn": state.policy.apply_fn, "hparams": state.hparams}
+
+
+def _critic(state: train.SpiralState) -> dict:
+    """The keywords of `critic_loss`."""
+    return {"apply_fn": state.critic.apply_fn, "hparams": state.hparams}
+
+
 @pytest.fixture(scope="module")
 def state() -> train.SpiralState:
     return train.init(jax.random.PRNGKey(0), tiny_config())
@@ -38,8 +48,7 @@ def episodes(state) -> dict:
     painted = predict(
         state.policy.params,
         {"target": _targets()},
-        apply_fn=state.policy.apply_fn,
-        hparams=state.hparams,
+        **_policy(state),
         rng=jax.random.PRNGKey(1),
     )
     return {**painted, "target": jnp.asarray(_targets())}
@@ -77,8 +86,7 @@ def test_predict_paints_batch_major_episodes_from_a_blank_canvas(state, variant)
     out = predict(
         state.policy.params,
         {"target": _targets()},
-        apply_fn=state.policy.apply_fn,
-        hparams=state.hparams,
+        **_policy(state),
         rng=jax.random.PRNGKey(1),
     )
     steps, components = state.hparams.episode_length, len(state.hparams.action_spec)
@@ -97,8 +105,7 @@ def test_loss_rewards_the_final_canvas_with_the_critic(state, episodes, variant)
         state.policy.params,
         episodes,
         jax.random.PRNGKey(2),
-        apply_fn=state.policy.apply_fn,
-        hparams=state.hparams,
+        **_policy(state),
         model_state={"critic": state.critic.params},
     )
     d = state.critic.apply_fn(state.critic.params, episodes["final_canvas"], episodes["target"])
@@ -115,8 +122,7 @@ def test_loss_checks_its_batch_at_entry(state, episodes, variant):
             state.policy.params,
             time_major,
             jax.random.PRNGKey(2),
-            apply_fn=state.policy.apply_fn,
-            hparams=state.hparams,
+            **_policy(state),
             model_state={"critic": state.critic.params},
         )
     with pytest.raises(ValueError, match="critic reward needs model_state"):
@@ -124,8 +130,7 @@ def test_loss_checks_its_batch_at_entry(state, episodes, variant):
             state.policy.params,
             episodes,
             jax.random.PRNGKey(2),
-            apply_fn=state.policy.apply_fn,
-            hparams=state.hparams,
+            **_policy(state),
         )
 
 
@@ -140,8 +145,7 @@ def test_critic_loss_scores_real_above_fake_in_its_metrics(state, episodes, vari
         state.critic.params,
         batch,
         jax.random.PRNGKey(3),
-        apply_fn=state.critic.apply_fn,
-        hparams=state.hparams,
+        **_critic(state),
     )
     apply = state.critic.apply_fn
     d_real = jnp.mean(apply(state.critic.params, batch["real"], batch["condition"]))
@@ -154,8 +158,7 @@ def test_critic_loss_scores_real_above_fake_in_its_metrics(state, episodes, vari
             state.critic.params,
             {**batch, "fake": batch["fake"][:4]},
             jax.random.PRNGKey(3),
-            apply_fn=state.critic.apply_fn,
-            hparams=state.hparams,
+            **_critic(state),
         )
 
 
