@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import numpy as np
@@ -114,7 +114,17 @@ def loop_options(config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
     return {**{name: config[name] for name in LOOP_FIELDS}, **overrides}
 
 
-def check_finite(metrics: Mapping[str, float], step: int, checkpointer: Checkpointer) -> None:
+class LatestCheckpoint(Protocol):
+    """Where a run's last good checkpoint is: a `Checkpointer`, or any record of one."""
+
+    @property
+    def directory(self) -> str: ...
+
+    @property
+    def latest_step(self) -> int | None: ...
+
+
+def check_finite(metrics: Mapping[str, float], step: int, checkpointer: LatestCheckpoint) -> None:
     """Raises `FloatingPointError` if a loss among `metrics` is NaN or infinite."""
     bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
     if bad:

@@ -487,7 +487,7 @@ def _progress_metrics(
     for result in results:
         metrics.update(result)
     checkpoints = _LearnerCheckpoints(os.path.join(os.path.abspath(workdir), "policy_learner"))
-    check_finite(metrics, step, checkpoints)  # type: ignore[arg-type]
+    check_finite(metrics, step, checkpoints)
     seconds = max(stats["seconds"] - last["seconds"], 1e-9)
     painted = stats.get("episodes_painted", 0.0) - last.get("episodes_painted", 0.0)
     metrics["actors/episodes_per_second"] = painted / seconds
