@@ -162,9 +162,13 @@ def test_critic_loss_scores_real_above_fake_in_its_metrics(state, episodes, vari
         )
 
 
-def test_update_learns_from_painted_episodes(state, episodes, variant):
-    """The host-renderer path; `{"target"}` alone (JaxPaint in the step) is the loop above."""
-    update = variant(train.update)
+def test_update_learns_from_painted_episodes(state, episodes):
+    """The host-renderer path; `{"target"}` alone (JaxPaint in the step) is the loop above.
+
+    Jitted only: `update` is `loss` and `critic_loss`, each run eagerly above; op by op, the
+    whole step would compile some hundred programs for nothing new.
+    """
+    update = jax.jit(train.update)
     new, metrics = update(state, episodes)
     assert int(new.step) == 1 and int(new.policy.step) == 1 and int(new.critic.step) == 1
     assert int(new.replay.size) == BATCH

@@ -112,6 +112,34 @@ def test_pbt_exploits_and_explores_on_a_population_of_two(tmp_path):
         assert os.path.isdir(tmp_path / f"member_{member}" / "checkpoints")
 
 
+def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, monkeypatch):
+    """Fig. 6.2b on a local Ray instance: one actor, both learners, V-trace, a few steps."""
+    pytest.importorskip("ray")
+    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    config = _tiny({"num_steps": 20, "distributed": True, "num_actors": 1})
+    config.episodes_per_actor = 4
+    config.off_policy = "vtrace"
+    config.learner_gpus = 0.0
+    train_images, _ = experiment.load_targets(config)
+    program = experiment.make_program(config, train_images)
+    result = distributed.train(
+        program,
+        distributed.Settings(num_actors=1, chunk_steps=10),
+        num_steps=config.num_steps,
+        workdir=str(tmp_path),
+        log_every=10,
+        checkpoint_every=20,
+    )
+    assert result.step == 20 and not result.interrupted
+    records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
+    assert [r["step"] for r in records if "policy/loss" in r] == [10, 20]
+    assert all(np.isfinite(r["policy/loss"]) for r in records if "policy/loss" in r)
+    assert "policy/importance_ratio" in records[-1] and "policy/lag_mean" in records[-1]
+    for learner in ("policy_learner", "critic_learner"):
+        assert "20" in os.listdir(tmp_path / learner), learner
+
+
+@pytest.mark.slow  # 200 steps with restarts; the Ray wiring is in the fast test above
 def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     import ray
