@@ -100,7 +100,6 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
         config.num_steps = 8000
         set_loop(config, log_every=100, eval_every=500, checkpoint_every=2000)
         config.eval_batch_size = 500
-        config.tour_steps = 1200
         if preset == "mnist5k_mnistm_semi":
             # sec. 5.4.4 / fig. 5.5: a few target labels revealed (10 per class, as the thesis's
             # 430 GTSRB labels), against training on them alone and on source + them.
