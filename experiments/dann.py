@@ -191,10 +191,4 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
 
 
 if __name__ == "__main__":
-    core.presets.run(
-        train_and_evaluate,
-        name="dann",
-        preset_file=_PRESETS,
-        default_preset="digits",
-        report="results.md",
-    )
+    core.presets.run(train_and_evaluate, name="dann", preset_file=_PRESETS, default_preset="digits")

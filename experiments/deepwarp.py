@@ -86,9 +86,5 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
 
 if __name__ == "__main__":
     core.presets.run(
-        train_and_evaluate,
-        name="deepwarp",
-        preset_file=_PRESETS,
-        default_preset="eyes",
-        report="results.md",
+        train_and_evaluate, name="deepwarp", preset_file=_PRESETS, default_preset="eyes"
     )

@@ -141,9 +141,5 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
 
 if __name__ == "__main__":
     core.presets.run(
-        train_and_evaluate,
-        name="n4fields",
-        preset_file=_PRESETS,
-        default_preset="shapes",
-        report="results.md",
+        train_and_evaluate, name="n4fields", preset_file=_PRESETS, default_preset="shapes"
     )

@@ -112,20 +112,25 @@ def test_pbt_exploits_and_explores_on_a_population_of_two(tmp_path):
         assert os.path.isdir(tmp_path / f"member_{member}" / "checkpoints")
 
 
-def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, monkeypatch):
-    """Fig. 6.2b on a local Ray instance: one actor, both learners, V-trace, a few steps."""
+def _ray_program(monkeypatch, *, num_steps, num_actors):
     pytest.importorskip("ray")
+    # The workers (processes Ray starts from this environment) cache their small programs too.
     monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-    config = _tiny({"num_steps": 20, "distributed": True, "num_actors": 1})
+    config = _tiny({"num_steps": num_steps, "distributed": True, "num_actors": num_actors})
     config.episodes_per_actor = 4
     config.off_policy = "vtrace"
     config.learner_gpus = 0.0
     train_images, _ = experiment.load_targets(config)
-    program = experiment.make_program(config, train_images)
+    return experiment.make_program(config, train_images)
+
+
+def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, monkeypatch):
+    """Fig. 6.2b on a local Ray instance: one actor, both learners, V-trace, a few steps."""
+    program = _ray_program(monkeypatch, num_steps=20, num_actors=1)
     result = distributed.train(
         program,
         distributed.Settings(num_actors=1, chunk_steps=10),
-        num_steps=config.num_steps,
+        num_steps=20,
         workdir=str(tmp_path),
         log_every=10,
         checkpoint_every=20,
@@ -141,18 +146,9 @@ def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, mon
 
 @pytest.mark.slow  # 200 steps with restarts; the Ray wiring is in the fast test above
 def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path, monkeypatch):
-    pytest.importorskip("ray")
     import ray
 
-    # The workers (processes Ray starts from this environment) cache their small programs too.
-    monkeypatch.setenv("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
-
-    config = _tiny({"num_steps": 200, "distributed": True, "num_actors": 2})
-    config.episodes_per_actor = 4
-    config.off_policy = "vtrace"
-    config.learner_gpus = 0.0
-    train_images, _ = experiment.load_targets(config)
-    program = experiment.make_program(config, train_images)
+    program = _ray_program(monkeypatch, num_steps=200, num_actors=2)
     killed = {}
 
     def kill_workers(system):
@@ -172,7 +168,7 @@ def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path, monk
     result = distributed.train(
         program,
         settings,
-        num_steps=config.num_steps,
+        num_steps=200,
         workdir=str(tmp_path),
         log_every=10,
         checkpoint_every=20,

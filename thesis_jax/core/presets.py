@@ -215,13 +215,13 @@ def run(
     name: str,
     preset_file: str | os.PathLike,
     default_preset: str,
-    report: str | None = None,
+    report: str | None = "results.md",
 ) -> None:
     """`absl.app.run` for an experiment binary: `--config` (module docstring) and `--workdir`.
 
     Initialises multi-host JAX when launched so, then calls `main(config, workdir)`; the workdir
-    defaults to `runs/<name>/<preset>`. With `report` (a file name), a `main` that returns
-    anything but None (None: interrupted) has written `workdir/report`, and the path is logged.
+    defaults to `runs/<name>/<preset>`. A `main` that returns anything but None (None:
+    interrupted, or nothing to report) has written `workdir/report`, and the path is logged.
     """
     from absl import app, flags
 
