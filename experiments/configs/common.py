@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 
-LOOP_FIELDS = ("num_steps", "log_every", "eval_every", "checkpoint_every", "keep_checkpoints")
+from thesis_jax.core.loop import LOOP_FIELDS
 
 
 def set_loop(config: ml_collections.ConfigDict, **fields: int) -> None:
