@@ -57,7 +57,7 @@ demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 # cannot be built.
 test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
 
 test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	$(PY) -m pytest -q -m slow

@@ -150,6 +150,8 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
     # SA's subspace size searched on a coarser range than the preset's (2, 60): the search fits
     # one SVM per size, most of the section's time after training.
     overrides = short_run(steps, evaluations=8, tsne_points=300, sa_components=(30, 50))
+    # The SVMs that re-score every model fit on fewer source features on a smaller budget.
+    overrides["svm_max_examples"] = int(config.svm_max_examples * min(1.0, max(budget, 0.2)))
     photos = "BSDS500 training photos"
     if not os.path.isdir(beside_repository(config.bsds_dir)):
         overrides["bsds_dir"] = ""  # a clone without ../shared/data: the embedded photos

@@ -15,6 +15,7 @@ TINY = [
     "--config.tsne_points=60",
     "--config.sa_components=(2,8)",
     "--config.eval_batch_size=256",
+    "--config.svm_max_examples=500",
 ]
 
 
@@ -60,17 +61,51 @@ def test_dann_binary_writes_the_report_and_resumes(tmp_path):
         assert again[method]["target_accuracy"] == results[method]["target_accuracy"]
 
 
-def test_tour_writes_an_index_with_pictures_and_thesis_numbers(tmp_path):
-    result = _run("experiments.tour", f"--workdir={tmp_path}", "--budget=0.01", "--methods=dann")
-    assert result.returncode == 0, result.stderr[-3000:]
-    page = (tmp_path / "index.html").read_text()
+def _assert_dann_tour_page(root):
+    page = (root / "index.html").read_text()
     assert "DANN" in page and "0.767" in page  # the thesis's MNIST -> MNIST-M DANN accuracy
     images = re.findall(r"<img src='([^']+)'", page)
     assert len(images) == 3  # examples, learning curves, t-SNE
     for rel in images:
-        _picture(tmp_path / rel)
+        _picture(root / rel)
     assert re.search(r"<td>DANN</td><td>0\.\d{3}</td><td>0\.767</td>", page)
-    assert "real MNIST digits" in page and "BSDS500 training photos" in page
+    assert "real MNIST digits" in page
+    return page
+
+
+def test_tour_section_shows_pictures_and_the_thesis_numbers(tmp_path, monkeypatch):
+    """The tour's DANN section around a stand-in for the run (the run itself: the slow twin
+    below and `test_real_mnist_preset_runs_end_to_end_with_two_seeds`)."""
+    import numpy as np
+
+    from experiments import dann as binary
+    from experiments.tour import run_tour
+    from thesis_jax.core import save_png
+
+    runs = []
+
+    def train_and_evaluate(config, workdir):
+        runs.append(config)
+        noise = np.random.default_rng(0).random((20, 30, 3))
+        for name in ("examples", "curves", "tsne"):
+            save_png(f"{workdir}/{name}.png", noise)
+        return {m: {"target_accuracy": 0.5} for m in config.methods}
+
+    monkeypatch.setattr(binary, "train_and_evaluate", train_and_evaluate)
+    run_tour(str(tmp_path), ["dann"], budget=0.01)
+    page = _assert_dann_tour_page(tmp_path)
+    assert "BSDS500 training photos" in page
+    (config,) = runs
+    assert config.preset == "mnist5k_mnistm" and config.num_steps == 20
+    assert tuple(config.sa_components) == (30, 50) and config.svm_max_examples == 1000
+
+
+@pytest.mark.slow  # trains three models; the section's code runs in the fast test above
+def test_tour_runs_the_dann_section(tmp_path):
+    result = _run("experiments.tour", f"--workdir={tmp_path}", "--budget=0.01", "--methods=dann")
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = _assert_dann_tour_page(tmp_path)
+    assert "BSDS500 training photos" in page
 
 
 @pytest.mark.slow

@@ -152,6 +152,7 @@ def train(
     writer: MetricWriter | None = None,
     desc: str = "train",
     max_steps_this_run: int | None = None,
+    on_restore: Callable[[State], State] | None = None,
 ) -> LoopResult:
     """Trains `state` to `num_steps`, resuming from `workdir/checkpoints` if it holds any.
 
@@ -166,6 +167,8 @@ def train(
       eval_fn: state -> scalars, every `eval_every` steps (0: only at the end) and at the end.
       periodic: other things to do every N steps (image grids, say).
       max_steps_this_run: stop (with a checkpoint) after this many steps of this invocation.
+      on_restore: applied to a state restored from `workdir` (say, to set hyperparameters that
+        PBT changed since the checkpoint was written).
     """
     mesh = mesh or parallel.data_mesh()
     workdir = os.fspath(workdir)
@@ -177,7 +180,7 @@ def train(
     state = parallel.replicate(state, mesh)
     restored = checkpointer.restore(state)
     if restored is not None:
-        state = restored
+        state = restored if on_restore is None else on_restore(restored)
         absl_logging.info("resumed from %s at step %d", checkpointer.directory, int(state.step))
     start = int(jax.device_get(state.step))
     writer.truncate_after(start)

@@ -51,9 +51,18 @@ class TrainState:
             hparams=hparams,
         )
 
-    def apply_gradients(self, grads: Any, **changes: Any) -> TrainState:
-        """One optimizer step; `changes` replaces other fields (model_state, rng)."""
+    def apply_gradients(
+        self, grads: Any, *, learning_rate: jax.Array | float | None = None, **changes: Any
+    ) -> TrainState:
+        """One optimizer step; `changes` replaces other fields (model_state, rng).
+
+        learning_rate: for a `tx` that returns a direction and no step size (`optax.scale_by_adam()`
+        and the like): the parameters move by -learning_rate * direction. A traced value, so a
+        schedule or PBT may change it without compiling the step again.
+        """
         updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+        if learning_rate is not None:
+            updates = jax.tree.map(lambda u: -learning_rate * u, updates)
         params = optax.apply_updates(self.params, updates)
         return self.replace(step=self.step + 1, params=params, opt_state=opt_state, **changes)
 

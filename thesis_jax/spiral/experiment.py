@@ -30,7 +30,8 @@ NUM_SAMPLES = 16  # held-out targets drawn in samples.png and episode.gif
 EVAL_SEED = 12345
 
 # No schedule depends on num_steps, so a run may be continued with a larger one; PBT changes
-# the policy's learning rate and entropy cost between rounds; the Ray layout is not the model.
+# the policy's learning rate and entropy cost between rounds (a resumed run takes the config's:
+# `train.with_tuned`); the Ray layout is not the model.
 MAY_DIFFER = (
     "log_every",
     "eval_every",
@@ -220,6 +221,7 @@ def train_agent(config: ml_collections.ConfigDict, workdir: str) -> core.LoopRes
             eval_fn=evaluate,
             periodic=periodic,
             desc=f"spiral/{config.preset}",
+            on_restore=lambda restored: train.with_tuned(restored, config),
             **core.loop_options(config),
         )
     finally:

@@ -49,6 +49,7 @@ from thesis_jax.spiral.envs import jax_paint
 from thesis_jax.spiral.envs.spec import PaintConfig
 
 REWARDS = ("critic", "l2")
+DEFAULT_ENTROPY_COST = 0.01
 OFF_POLICY = ("none", "vtrace")
 ActionSpecTuple = tuple[tuple[str, int], ...]
 
@@ -59,8 +60,6 @@ class Hparams(NamedTuple):
     reward: str = "critic"  # "critic": D(x) or D(x | target); "l2": -||x - target||_2
     conditional: bool = True
     episode_length: int = 20
-    policy_learning_rate: float = 1e-4
-    entropy_cost: float = 0.01
     baseline_cost: float = losses.BASELINE_COST
     critic_learning_rate: float = 1e-4  # Adam, beta1 = 0.5 (app. A.3)
     critic_steps: int = 1  # critic updates per policy update (sec. 6.3.4)
@@ -82,14 +81,40 @@ class Hparams(NamedTuple):
     paint: PaintConfig | None = None  # JaxPaint paints inside `update`; None: a host renderer
 
 
+class Tuned(NamedTuple):
+    """The hyperparameters PBT explores (app. A.3), float32 scalars in the state: traced, so a
+    member that changes them reuses the compiled `update`."""
+
+    entropy_cost: jax.Array
+    policy_learning_rate: jax.Array
+
+
+TUNED = Tuned._fields
+
+
+def make_tuned(config: Mapping[str, Any]) -> Tuned:
+    """`Tuned` with the values of `config` (its `entropy_cost` and `policy_learning_rate`)."""
+    return Tuned(*(jnp.asarray(float(config[name]), jnp.float32) for name in TUNED))
+
+
 @struct.dataclass
 class SpiralState:
     step: jax.Array
-    policy: TrainState  # apply_fn: PolicyNet.apply
+    policy: TrainState  # apply_fn: PolicyNet.apply; tx: Adam's direction, scaled by `tuned`
     critic: TrainState  # apply_fn: Critic.apply; unused with the l2 reward
     replay: replay.ReplayState  # {"canvas"} or {"canvas", "target"}
     rng: jax.Array
+    tuned: Tuned
     hparams: Hparams = struct.field(pytree_node=False)
+
+
+def with_tuned(state: SpiralState, config: Mapping[str, Any]) -> SpiralState:
+    """`state` with the entropy cost and policy learning rate of `config` (a restored state
+    takes the values its run was started with: PBT changes them between rounds)."""
+    tuned = make_tuned(config)
+    return state.replace(
+        tuned=jax.tree.map(lambda old, new: jax.device_put(new, old.sharding), state.tuned, tuned)
+    )
 
 
 class Trajectory(NamedTuple):
@@ -119,8 +144,6 @@ def make_hparams(config: ml_collections.ConfigDict) -> Hparams:
         reward=config.reward,
         conditional=config.conditional,
         episode_length=config.episode_length,
-        policy_learning_rate=config.policy_learning_rate,
-        entropy_cost=config.entropy_cost,
         critic_learning_rate=config.critic_learning_rate,
         critic_steps=config.critic_steps,
         stroke_penalty=config.stroke_penalty,
@@ -154,9 +177,10 @@ def _jitted_init(tx: optax.GradientTransformation) -> optax.GradientTransformati
 
 
 @functools.cache
-def policy_optimizer(max_grad_norm: float, learning_rate: float) -> optax.GradientTransformation:
-    """Adam on globally clipped gradients (one object per setting, like `policy_net`)."""
-    tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.adam(learning_rate))
+def policy_optimizer(max_grad_norm: float) -> optax.GradientTransformation:
+    """Adam's direction on globally clipped gradients; `policy_update` steps it by the state's
+    `tuned.policy_learning_rate` (one object per setting, like `policy_net`)."""
+    tx = optax.chain(optax.clip_by_global_norm(max_grad_norm), optax.scale_by_adam())
     return _jitted_init(tx)
 
 
@@ -173,7 +197,7 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict) -> SpiralState:
     policy_rng, critic_rng, rng = jax.random.split(rng, 3)
     policy = TrainState.create(
         params=networks.init_policy(policy_rng, module, hp.image_shape),
-        tx=policy_optimizer(hp.max_grad_norm, hp.policy_learning_rate),
+        tx=policy_optimizer(hp.max_grad_norm),
         apply_fn=module.apply,
         rng=policy_rng,
     )
@@ -194,6 +218,7 @@ def init(rng: jax.Array, config: ml_collections.ConfigDict) -> SpiralState:
         critic=critic,
         replay=buffer,
         rng=rng,
+        tuned=make_tuned(config),
         hparams=hp,
     )
 
@@ -322,6 +347,7 @@ def loss(
     apply_fn: Callable[..., Any],
     hparams: Hparams,
     model_state: Mapping[str, Any] | None = None,
+    entropy_cost: jax.Array | float = DEFAULT_ENTROPY_COST,
 ) -> tuple[jax.Array, tuple[dict[str, jax.Array], Any]]:
     """The policy's A2C loss (eq. 6.3.3; V-trace with `off_policy="vtrace"`) on painted episodes.
 
@@ -334,6 +360,7 @@ def loss(
       hparams: the state's `Hparams`.
       model_state: {"critic": the critic's parameters}, which reward the final canvases
         (eq. 6.3.4); not needed with the l2 reward. Returned unchanged.
+      entropy_cost: the entropy bonus's weight (`update` passes `state.tuned.entropy_cost`).
     """
     del rng
     chex.assert_rank([batch["canvases"], batch["actions"], batch["final_canvas"]], [5, 3, 4])
@@ -372,7 +399,7 @@ def loss(
         value,
         returns,
         entropy,
-        entropy_cost=hp.entropy_cost,
+        entropy_cost=entropy_cost,
         baseline_cost=hp.baseline_cost,
         pg_advantages=pg_advantages,
     )
@@ -426,8 +453,11 @@ def policy_update(
         apply_fn=state.policy.apply_fn,
         hparams=state.hparams,
         model_state={"critic": state.critic.params},
+        entropy_cost=state.tuned.entropy_cost,
     )
-    policy = state.policy.apply_gradients(grads)
+    policy = state.policy.apply_gradients(
+        grads, learning_rate=state.tuned.policy_learning_rate
+    )
     return state.replace(policy=policy), {f"policy/{k}": v for k, v in metrics.items()}
 
 
