@@ -455,9 +455,7 @@ def policy_update(
         model_state={"critic": state.critic.params},
         entropy_cost=state.tuned.entropy_cost,
     )
-    policy = state.policy.apply_gradients(
-        grads, learning_rate=state.tuned.policy_learning_rate
-    )
+    policy = state.policy.apply_gradients(grads, learning_rate=state.tuned.policy_learning_rate)
     return state.replace(policy=policy), {f"policy/{k}": v for k, v in metrics.items()}
 
 
