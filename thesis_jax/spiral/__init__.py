@@ -36,6 +36,7 @@ from thesis_jax.spiral.train import (
     Hparams,
     SpiralState,
     Trajectory,
+    Tuned,
     critic_loss,
     init,
     loss,
@@ -43,6 +44,7 @@ from thesis_jax.spiral.train import (
     predict,
     rollout,
     update,
+    with_tuned,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "MHResult",
     "SpiralState",
     "Trajectory",
+    "Tuned",
     "blocked_mh",
     "blocked_mh_curves",
     "critic_loss",
@@ -61,4 +64,5 @@ __all__ = [
     "predict",
     "rollout",
     "update",
+    "with_tuned",
 ]
