@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
 import jax
 import ml_collections
@@ -24,7 +25,7 @@ from absl import logging as absl_logging
 from thesis_jax import core
 from thesis_jax.core import parallel
 from thesis_jax.data.sampling import epoch_indices
-from thesis_jax.spiral import actors, distributed, pbt, renderers, report, train
+from thesis_jax.spiral import actors, distributed, pbt, readability, renderers, report, train
 
 NUM_SAMPLES = 16  # held-out targets drawn in samples.png and episode.gif
 EVAL_SEED = 12345
@@ -88,11 +89,26 @@ def _channels(images: np.ndarray, channels: int) -> np.ndarray:
     return np.repeat(images, channels, -1)
 
 
+class Targets(NamedTuple):
+    """What a preset paints: float32 [N, S, S, C] images in [0, 1], ink dark."""
+
+    train: np.ndarray
+    held_out: np.ndarray
+    held_out_labels: np.ndarray | None  # int32 [N] where the set has labels (digits: 0-9)
+
+
 def load_targets(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
     """(training targets, held-out targets), float32 [N, S, S, C] in [0, 1]."""
+    targets = load_data(config)
+    return targets.train, targets.held_out
+
+
+def load_data(config: ml_collections.ConfigDict) -> Targets:
+    """The training and held-out targets of `config`, and the held-out labels."""
     size = config.canvas_size
     held_out = config.eval_batch_size
     data_dir = config.data_dir or None
+    labels = None
     if config.dataset == "mujoco":
         from thesis_jax.spiral import scenes_dataset
 
@@ -106,21 +122,24 @@ def load_targets(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndar
         from thesis_jax.data import load_spiral_targets
 
         if config.dataset in ("digits", "faces", "omniglot_small"):  # one split: hold out a tail
-            everything = load_spiral_targets(config.dataset, "train", data_dir, size).images
-            order = np.random.default_rng(0).permutation(len(everything))
-            everything = everything[order]
-            train_images, eval_images = everything[held_out:], everything[:held_out]
+            everything = load_spiral_targets(config.dataset, "train", data_dir, size)
+            order = np.random.default_rng(0).permutation(len(everything.images))
+            train_images = everything.images[order[held_out:]]
+            eval_images = everything.images[order[:held_out]]
+            if everything.labels is not None:
+                labels = everything.labels[order[:held_out]]
             if config.max_examples:
                 train_images = train_images[: config.max_examples]
         else:
             train_images = load_spiral_targets(
                 config.dataset, "train", data_dir, size, config.max_examples
             ).images
-            eval_images = load_spiral_targets(config.dataset, "test", data_dir, size, held_out)
-            eval_images = eval_images.images
+            evaluation = load_spiral_targets(config.dataset, "test", data_dir, size, held_out)
+            eval_images, labels = evaluation.images, evaluation.labels
         images = (train_images, eval_images)
     channels = renderers.image_shape(config)[-1]
-    return tuple(_channels(x, channels) for x in images)
+    train_images, eval_images = (_channels(x, channels) for x in images)
+    return Targets(train_images, eval_images, labels)
 
 
 def init_state(config: ml_collections.ConfigDict) -> train.SpiralState:
@@ -152,20 +171,36 @@ def distributed_settings(config: ml_collections.ConfigDict) -> distributed.Setti
     )
 
 
+READABLE = ("mnist", "digits")
+"""Target sets of handwritten digits: the digit reader scores what the agent paints of them."""
+
+
 def evaluator(
-    config: ml_collections.ConfigDict, painters: actors.Actors, eval_images: np.ndarray
+    config: ml_collections.ConfigDict,
+    painters: actors.Actors,
+    eval_images: np.ndarray,
+    eval_labels: np.ndarray | None = None,
 ) -> Callable[[train.SpiralState], dict[str, float]]:
-    """state -> held-out metrics: ink, l2 to the targets (conditional), the critic's score."""
+    """state -> held-out metrics: ink, l2 to the targets (conditional), the critic's score, and
+    for digits what `readability`'s reader makes of the paintings."""
+    reader = (
+        readability.load_reader(config.data_dir or None) if config.dataset in READABLE else None
+    )
 
     def evaluate(state: train.SpiralState) -> dict[str, float]:
         trajectory = painters.paint(state, eval_images, seed=EVAL_SEED)
-        metrics = {"ink": float(np.mean(trajectory.final_canvas < 0.5))}
+        finals = np.asarray(trajectory.final_canvas)
+        metrics = {"ink": float(np.mean(finals < 0.5))}
         if config.conditional:
-            metrics.update(report.l2_to_targets(trajectory.final_canvas, eval_images))
+            metrics.update(report.l2_to_targets(finals, eval_images))
+            if reader is not None and eval_labels is not None:
+                metrics.update(
+                    readability.reconstruction_metrics(reader, finals, eval_images, eval_labels)
+                )
+        elif reader is not None:
+            metrics.update(readability.sample_metrics(reader, finals))
         if config.reward == "critic":  # PBT's fitness (app. A.3)
-            metrics["critic_score"] = actors.critic_score(
-                state, trajectory.final_canvas, eval_images
-            )
+            metrics["critic_score"] = actors.critic_score(state, finals, eval_images)
         return metrics
 
     return evaluate
@@ -175,7 +210,7 @@ def train_agent(config: ml_collections.ConfigDict, workdir: str) -> core.LoopRes
     """Trains (or resumes) the agent of `config` in `workdir`; held-out metrics at the end."""
     check_config(config)
     core.presets.claim_workdir(config, workdir, may_differ=MAY_DIFFER)
-    train_images, eval_images = load_targets(config)
+    train_images, eval_images, eval_labels = load_data(config)
     absl_logging.info(
         "%s: %d training targets, %d held out, %s renderer",
         config.dataset,
@@ -194,7 +229,7 @@ def train_agent(config: ml_collections.ConfigDict, workdir: str) -> core.LoopRes
         if jax.process_index() == 0:
             report.save_samples(trajectory, sample_targets, config.conditional, workdir, step)
 
-    evaluate = evaluator(config, painters, eval_images)
+    evaluate = evaluator(config, painters, eval_images, eval_labels)
     periodic = [core.Periodic(config.sample_every, samples)]
     try:
         if config.distributed:
