@@ -52,6 +52,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from thesis_jax.core import layers
+
 SPATIAL_COMPONENTS = ("control", "end", "location")
 """Action components decoded as grid cells when their number of choices is a square."""
 
@@ -188,7 +190,7 @@ class Encoder(nn.Module):
         steps_h, steps_w = _halvings(height, cfg.encoder_size), _halvings(width, cfg.encoder_size)
         for i in range(max(steps_h, steps_w)):
             strides = (2 if i < steps_h else 1, 2 if i < steps_w else 1)
-            x = nn.relu(nn.Conv(cfg.channels, (4, 4), strides, name=f"strided_{i}")(x))
+            x = nn.relu(layers.Conv(cfg.channels, (4, 4), strides, name=f"strided_{i}")(x))
         x = nn.Conv(cfg.channels, (3, 3), name="pre_stack")(x)
         x = ResidualStack(cfg.channels, cfg.encoder_blocks)(x)
         return nn.Dense(cfg.embedding_size, name="embedding")(x.reshape(batch, -1))
@@ -209,7 +211,7 @@ class SpatialLogits(nn.Module):
         x = nn.Dense(side * side * self.channels, name="seed")(z)
         x = ResidualStack(self.channels, self.blocks)(x.reshape(-1, side, side, self.channels))
         for i in range(upsamplings):
-            x = nn.ConvTranspose(self.channels, (4, 4), (2, 2), name=f"transpose_{i}")(x)
+            x = layers.ConvTranspose(self.channels, (4, 4), (2, 2), name=f"transpose_{i}")(x)
             x = nn.relu(x)
         x = nn.Conv(1, (3, 3), kernel_init=nn.initializers.zeros, name="final")(x)
         return x.reshape(x.shape[0], self.grid * self.grid)

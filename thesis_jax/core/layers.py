@@ -1,0 +1,180 @@
+"""Strided and transposed convolutions rewritten as stride-1 ones: drop-in for `nn.Conv` and
+`nn.ConvTranspose` whose gradients XLA:CPU runs fast.
+
+XLA:CPU compiles the input gradient of a strided convolution (a convolution of the output's
+gradient dilated by the stride) and every pass of a transposed one into slow loops: in SPIRAL's
+policy, with 16 channels, the backward pass of one 4x4 stride-2 convolution took 14 times its
+forward pass. Both layers have exact stride-1 forms:
+
+- a k x k convolution with stride s (k a multiple of s) is a (k/s) x (k/s) stride-1 convolution of
+  the input rearranged space-to-depth (each s x s block of pixels becomes one pixel of s*s*C
+  channels), with the kernel's taps regrouped the same way;
+- a k x k transposed convolution with stride s ("SAME") is a stride-1 convolution of the input
+  with s*s*F output channels, one group per output phase, rearranged depth-to-space (sub-pixel
+  convolution, Shi et al. 2016), whose kernel holds each phase's taps of the original kernel.
+
+`Conv` and `ConvTranspose` take the arguments the project uses of their Flax namesakes
+(`features`, `kernel_size`, `strides`, `padding` "SAME" for both, also "VALID" for `Conv`,
+`kernel_init`) and hold the same parameters, "kernel" [kh, kw, in, out] and "bias" [out], so
+parameter trees and checkpoints do not change; the outputs equal Flax's up to float rounding
+(tests/core/test_layers.py). Stride-1 convolutions pass straight to `lax`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_DIMENSIONS = ("NHWC", "HWIO", "NHWC")
+
+
+def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """XLA's "SAME" padding (low, high) of one spatial axis."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv(x: jax.Array, kernel: jax.Array, padding: Any = "VALID") -> jax.Array:
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
+
+
+def space_to_depth(x: jax.Array, block: tuple[int, int]) -> jax.Array:
+    """[N, H, W, C] -> [N, H/bh, W/bw, bh*bw*C], channels ordered (row phase, column phase, C)."""
+    bh, bw = block
+    n, h, w, c = x.shape
+    x = x.reshape(n, h // bh, bh, w // bw, bw, c).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, h // bh, w // bw, bh * bw * c)
+
+
+def depth_to_space(x: jax.Array, block: tuple[int, int]) -> jax.Array:
+    """The inverse of `space_to_depth`."""
+    bh, bw = block
+    n, h, w, _ = x.shape
+    x = x.reshape(n, h, w, bh, bw, -1).transpose(0, 1, 3, 2, 4, 5)
+    return x.reshape(n, h * bh, w * bw, -1)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def strided_conv(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str
+) -> jax.Array:
+    """`lax.conv` with `strides` (NHWC, HWIO): XLA's own forward pass, and the gradients of the
+    stride-1 form after space-to-depth (`space_to_depth_conv`)."""
+    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMENSIONS)
+
+
+def _strided_conv_fwd(x, kernel, strides, padding):
+    return strided_conv(x, kernel, strides, padding), (x, kernel)
+
+
+def _strided_conv_bwd(strides, padding, residuals, grad):
+    x, kernel = residuals
+    _, vjp = jax.vjp(lambda x, k: space_to_depth_conv(x, k, strides, padding), x, kernel)
+    return vjp(grad)
+
+
+strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
+def space_to_depth_conv(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str
+) -> jax.Array:
+    """`lax.conv` with `strides` (NHWC, HWIO) as a stride-1 convolution after space-to-depth."""
+    (kh, kw, c, f), (sh, sw) = kernel.shape, strides
+    if (sh, sw) == (1, 1):
+        return _conv(x, kernel, padding)
+    if padding == "SAME":
+        pads = [_same_padding(x.shape[1], kh, sh), _same_padding(x.shape[2], kw, sw)]
+    elif padding == "VALID":
+        pads = [(0, 0), (0, 0)]
+    else:
+        raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
+    # Taps beyond a multiple of the stride are zero; the padded input is cut to whole blocks.
+    th, tw = -(-kh // sh) * sh, -(-kw // sw) * sw
+    kernel = jnp.pad(kernel, ((0, th - kh), (0, tw - kw), (0, 0), (0, 0)))
+    out_h = (x.shape[1] + sum(pads[0]) - kh) // sh + 1
+    out_w = (x.shape[2] + sum(pads[1]) - kw) // sw + 1
+    need_h, need_w = (out_h - 1) * sh + th, (out_w - 1) * sw + tw
+    x = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+    x = jnp.pad(
+        x[:, :need_h, :need_w],
+        ((0, 0), (0, max(0, need_h - x.shape[1])), (0, max(0, need_w - x.shape[2])), (0, 0)),
+    )
+    blocks = space_to_depth(x, (sh, sw))
+    # kernel[b_h * sh + r_h, b_w * sw + r_w, c, f] -> [b_h, b_w, (r_h, r_w, c), f]
+    kernel = kernel.reshape(th // sh, sh, tw // sw, sw, c, f).transpose(0, 2, 1, 3, 4, 5)
+    return _conv(blocks, kernel.reshape(th // sh, tw // sw, sh * sw * c, f))
+
+
+def transposed_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
+    """`lax.conv_transpose(..., padding="SAME")` (HWIO kernel, not transposed) as a stride-1
+    convolution with one group of output channels per phase, then depth-to-space."""
+    (kh, kw, c, f), (sh, sw) = kernel.shape, strides
+    axes = []
+    for k, s in ((kh, sh), (kw, sw)):
+        # lax pads the dilated input by `before` (of k + s - 2) and correlates with the kernel:
+        # output m = s*o + r reads input o + (r + i - before) / s through tap i.
+        total = k + s - 2
+        before = k - 1 if s > k - 1 else -(-total // 2)
+        offsets = {
+            (r, i): (r + i - before) // s
+            for r in range(s)
+            for i in range(k)
+            if (r + i - before) % s == 0
+        }
+        low, high = min(offsets.values()), max(offsets.values())
+        axes.append((offsets, low, high))
+    (oh, lo_h, hi_h), (ow, lo_w, hi_w) = axes
+    taps_h, taps_w = hi_h - lo_h + 1, hi_w - lo_w + 1
+    phased = jnp.zeros((taps_h, taps_w, c, sh, sw, f), kernel.dtype)
+    for (rh, ih), dh in oh.items():
+        for (rw, iw), dw in ow.items():
+            phased = phased.at[dh - lo_h, dw - lo_w, :, rh, rw].set(kernel[ih, iw])
+    padding = ((-lo_h, hi_h), (-lo_w, hi_w))
+    out = _conv(x, phased.reshape(taps_h, taps_w, c, sh * sw * f), padding)
+    return depth_to_space(out, (sh, sw))
+
+
+class Conv(nn.Module):
+    """`nn.Conv` (NHWC) whose strided case runs as a stride-1 convolution (`strided_conv`)."""
+
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] = (1, 1)
+    padding: str = "SAME"
+    kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+    bias_init: Callable[..., Any] = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        strides = tuple(self.strides)
+        if strides == (1, 1):
+            return _conv(x, kernel, self.padding) + bias
+        return strided_conv(x, kernel, strides, self.padding) + bias
+
+
+class ConvTranspose(nn.Module):
+    """`nn.ConvTranspose` ("SAME", `transpose_kernel=False`) as a sub-pixel convolution
+    (`transposed_conv`)."""
+
+    features: int
+    kernel_size: Sequence[int]
+    strides: Sequence[int] = (1, 1)
+    kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+    bias_init: Callable[..., Any] = nn.initializers.zeros
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
+        bias = self.param("bias", self.bias_init, (self.features,))
+        return transposed_conv(x, kernel, tuple(self.strides)) + bias
