@@ -109,8 +109,8 @@ class SpiralState:
 
 
 def with_tuned(state: SpiralState, config: Mapping[str, Any]) -> SpiralState:
-    """`state` with the entropy cost and policy learning rate of `config` (a restored state
-    takes the values its run was started with: PBT changes them between rounds)."""
+    """`state` with the entropy cost and policy learning rate of `config`: on resume the
+    command's values win over the checkpoint's (PBT changes them between rounds)."""
     tuned = make_tuned(config)
     return state.replace(
         tuned=jax.tree.map(lambda old, new: jax.device_put(new, old.sharding), state.tuned, tuned)
