@@ -15,8 +15,16 @@ and critic steps per second, the median over `--repeats` timed runs of `--steps`
 first (compiling) step, and the ratio JaxPaint / LibMyPaint. JAX uses the default device (the GPU
 when there is one); libmypaint always runs on the CPU.
 
+`--profile` also times the three parts of the JaxPaint step on their own (each jitted): the
+rollout (policy and renderer, `lax.scan` over the episode), the policy learner's step (unroll,
+teacher-forced decoder, A2C gradient) and the critic learner's step (WGAN-GP with its gradient
+penalty). `--batch-sizes=64,256,1024` adds JaxPaint rows at those batch sizes (episodes/s as
+the batch grows: the GPU measurement of the SPIRAL speed issue).
+
     make bench
     .venv/bin/python benchmarks/spiral_train.py --preset=digits --steps=5 --repeats=3
+    .venv/bin/python benchmarks/spiral_train.py --preset=mnist_cond --profile \
+        --batch-sizes=64,256,1024
 """
 
 from __future__ import annotations
@@ -78,6 +86,40 @@ def bench_jax_paint(config, steps: int, repeats: int) -> dict:
     return {"name": "JaxPaint (in the step)", "times": times}
 
 
+def profile_parts(config, steps: int, repeats: int) -> list[dict]:
+    """Median seconds per call of the rollout, the policy step and the critic step, each jitted
+    on its own, on the episodes one rollout painted."""
+    state = experiment.init_state(config)
+    targets = jax.numpy.asarray(_targets(config, config.batch_size))
+    rollout = jax.jit(train.rollout, static_argnames=("apply_fn", "hparams"))
+
+    def paint(rng):
+        return rollout(
+            state.policy.params,
+            targets,
+            rng,
+            apply_fn=state.policy.apply_fn,
+            hparams=state.hparams,
+        )
+
+    episodes = train.trajectory_batch(paint(jax.random.PRNGKey(0)), targets, xp=jax.numpy)
+    policy_step = jax.jit(train.policy_update)
+    critic_step = jax.jit(train.critic_update)
+    critic_data = train.critic_batch(
+        {"canvas": episodes["final_canvas"], "target": targets}, targets, config.conditional
+    )
+    parts = {
+        "rollout (policy + JaxPaint)": lambda: paint(jax.random.PRNGKey(1)),
+        "policy step (A2C)": lambda: policy_step(state, episodes),
+        "critic step (WGAN-GP)": lambda: critic_step(state, critic_data, jax.random.PRNGKey(2)),
+    }
+    rows = []
+    for name, call in parts.items():
+        times, _ = _timed(lambda _, call=call: call(), None, steps, repeats)
+        rows.append({"name": name, "seconds": statistics.median(times) / steps})
+    return rows
+
+
 def bench_libmypaint(config, steps: int, repeats: int, num_actors: int) -> dict:
     config = config.copy_and_resolve_references()
     config.renderer = "libmypaint"
@@ -104,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--num-actors", type=int, default=0)
     parser.add_argument("--override", action="append", default=[], help="config field=value")
     parser.add_argument("--json-out", default="")
+    parser.add_argument("--profile", action="store_true", help="time the step's three parts")
+    parser.add_argument("--batch-sizes", default="", help="comma-separated extra JaxPaint batches")
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.override)
     config = core.get_config(args.preset, str(PRESETS), overrides)
@@ -128,8 +172,31 @@ def main(argv: list[str] | None = None) -> int:
         )
     ratio = rows[0]["agent_steps_per_second"] / rows[1]["agent_steps_per_second"]
     print(f"JaxPaint / LibMyPaint: {ratio:.2f}x")
+    batches = []
+    for size in (int(b) for b in args.batch_sizes.split(",") if b):
+        sized = config.copy_and_resolve_references()
+        sized.batch_size = size
+        row = bench_jax_paint(sized, args.steps, args.repeats)
+        add_rates(row, args.steps, sized)
+        row["batch_size"] = size
+        batches.append(row)
+        print(f"JaxPaint, batch {size:>5}: {row['episodes_per_second']:>10.1f} episodes/s")
+    parts = profile_parts(config, args.steps, args.repeats) if args.profile else []
+    if parts:
+        total = sum(part["seconds"] for part in parts)
+        print(f"where a JaxPaint step's time goes (batch {config.batch_size}, parts jitted apart):")
+        for part in parts:
+            share = part["seconds"] / total
+            print(f"  {part['name']:<30}{part['seconds'] * 1e3:>9.1f} ms{share:>8.0%}")
     if args.json_out:
-        payload = {"preset": args.preset, "load_average": load, "rows": rows, "ratio": ratio}
+        payload = {
+            "preset": args.preset,
+            "load_average": load,
+            "rows": rows,
+            "ratio": ratio,
+            "batch_sizes": batches,
+            "profile": parts,
+        }
         pathlib.Path(args.json_out).write_text(json.dumps(payload, indent=2))
     return 0
 

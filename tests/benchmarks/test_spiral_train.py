@@ -22,6 +22,8 @@ def test_benchmark_compares_jax_paint_and_libmypaint_actors(tmp_path):
             "--steps=1",
             "--repeats=1",
             f"--json-out={json_out}",
+            "--profile",
+            "--batch-sizes=4,16",
             *(f"--override={o}" for o in tiny),
         ],
         capture_output=True,
@@ -38,3 +40,10 @@ def test_benchmark_compares_jax_paint_and_libmypaint_actors(tmp_path):
     assert all(rate > 0 for rate in rates)
     assert abs(payload["ratio"] - rates[0] / rates[1]) < 1e-9
     assert "JaxPaint / LibMyPaint" in result.stdout
+    assert [row["batch_size"] for row in payload["batch_sizes"]] == [4, 16]
+    for row in payload["batch_sizes"]:
+        assert row["episodes_per_second"] == row["agent_steps_per_second"] * row["batch_size"]
+    parts = [part["name"] for part in payload["profile"]]
+    assert parts == ["rollout (policy + JaxPaint)", "policy step (A2C)", "critic step (WGAN-GP)"]
+    assert all(part["seconds"] > 0 for part in payload["profile"])
+    assert "where a JaxPaint step's time goes" in result.stdout
