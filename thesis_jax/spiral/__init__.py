@@ -24,6 +24,7 @@ distributed     the same on Ray (fig. 6.2b)
 pbt             population-based training (app. A.3)
 experiment      one experiment from a preset: targets, state, a training run, PBT members
 report          samples, episode GIFs, results.json, fig. 6.9a's curves
+readability     a digit reader trained on real MNIST: does a reconstruction read as its digit?
 scenes_dataset  the MuJoCo Scenes dataset (sec. 6.4.1), generated and cached on disk
 mcmc            the blocked Metropolis-Hastings baseline of sec. 6.4.6 (fig. 6.10)
 mcmc_experiment its chains on held-out MuJoCo scenes, resumable, and their report
