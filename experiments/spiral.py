@@ -17,9 +17,10 @@ instance or the cluster at `--config.ray_address`. `--config.pbt_population=N` t
 single-host instances under population-based training (app. A.3) in `workdir/member_<i>`.
 
 Writes into the workdir: checkpoints, `metrics.jsonl` (policy and critic losses, reward, l2 to the
-targets), `samples/step_NNNNNN.png` (targets beside reconstructions for conditional presets,
-samples otherwise; the newest also as `samples.png`) and `episode.gif` (episodes painted stroke by
-stroke). Ctrl-C or SIGTERM saves a checkpoint; the same command resumes.
+targets and, for digits, readability: see `thesis_jax.spiral.readability`), `results.json` (the
+final held-out metrics), `samples/step_NNNNNN.png` (targets beside reconstructions for
+conditional presets, samples otherwise; the newest also as `samples.png`) and `episode.gif`
+(episodes painted stroke by stroke). Ctrl-C or SIGTERM saves a checkpoint; the same command resumes.
 """
 
 from __future__ import annotations
