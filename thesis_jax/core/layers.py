@@ -141,40 +141,40 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -
     return depth_to_space(out, (sh, sw))
 
 
-class Conv(nn.Module):
-    """`nn.Conv` (NHWC) whose strided case runs as a stride-1 convolution (`strided_conv`)."""
+class _Convolution(nn.Module):
+    """The fields and parameters Flax's convolutions have: "kernel" [kh, kw, in, out], "bias"."""
 
     features: int
     kernel_size: Sequence[int]
     strides: Sequence[int] = (1, 1)
-    padding: str = "SAME"
     kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
     bias_init: Callable[..., Any] = nn.initializers.zeros
 
+    def kernel_and_bias(self, channels: int) -> tuple[jax.Array, jax.Array]:
+        kh, kw = self.kernel_size
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features))
+        return kernel, self.param("bias", self.bias_init, (self.features,))
+
+
+class Conv(_Convolution):
+    """`nn.Conv` (NHWC) whose strided case runs as a stride-1 convolution (`strided_conv`)."""
+
+    padding: str = "SAME"
+
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
-        bias = self.param("bias", self.bias_init, (self.features,))
+        kernel, bias = self.kernel_and_bias(x.shape[-1])
         strides = tuple(self.strides)
         if strides == (1, 1):
             return _conv(x, kernel, self.padding) + bias
         return strided_conv(x, kernel, strides, self.padding) + bias
 
 
-class ConvTranspose(nn.Module):
+class ConvTranspose(_Convolution):
     """`nn.ConvTranspose` ("SAME", `transpose_kernel=False`) as a sub-pixel convolution
     (`transposed_conv`)."""
 
-    features: int
-    kernel_size: Sequence[int]
-    strides: Sequence[int] = (1, 1)
-    kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
-    bias_init: Callable[..., Any] = nn.initializers.zeros
-
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.kernel_size
-        kernel = self.param("kernel", self.kernel_init, (kh, kw, x.shape[-1], self.features))
-        bias = self.param("bias", self.bias_init, (self.features,))
+        kernel, bias = self.kernel_and_bias(x.shape[-1])
         return transposed_conv(x, kernel, tuple(self.strides)) + bias
