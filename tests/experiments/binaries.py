@@ -29,3 +29,22 @@ def picture(path, min_std: float = 10.0) -> np.ndarray:
     image = np.asarray(Image.open(path).convert("RGB"))
     assert image.std() > min_std, f"{path} is blank"
     return image
+
+
+def stand_in_training(monkeypatch, binary, pictures, result):
+    """Replaces `binary.train_and_evaluate` by a stand-in that writes noise PNGs named
+    `pictures` into the workdir and returns `result(config)`; returns the configs it was given
+    (for the tour sections' tests, which check the page around the run, not the run)."""
+    from thesis_jax.core import save_png
+
+    runs = []
+
+    def train_and_evaluate(config, workdir):
+        runs.append(config)
+        noise = np.random.default_rng(0).random((20, 30, 3))
+        for name in pictures:
+            save_png(f"{workdir}/{name}.png", noise)
+        return result(config)
+
+    monkeypatch.setattr(binary, "train_and_evaluate", train_and_evaluate)
+    return runs

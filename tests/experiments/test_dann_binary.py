@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.experiments.binaries import picture, run_module
+from tests.experiments.binaries import picture, run_module, stand_in_training
 
 TINY = [
     "--config.num_steps=24",
@@ -76,22 +76,15 @@ def _assert_dann_tour_page(root):
 def test_tour_section_shows_pictures_and_the_thesis_numbers(tmp_path, monkeypatch):
     """The tour's DANN section around a stand-in for the run (the run itself: the slow twin
     below and `test_real_mnist_preset_runs_end_to_end_with_two_seeds`)."""
-    import numpy as np
-
     from experiments import dann as binary
     from experiments.tour import run_tour
-    from thesis_jax.core import save_png
 
-    runs = []
-
-    def train_and_evaluate(config, workdir):
-        runs.append(config)
-        noise = np.random.default_rng(0).random((20, 30, 3))
-        for name in ("examples", "curves", "tsne"):
-            save_png(f"{workdir}/{name}.png", noise)
-        return {m: {"target_accuracy": 0.5} for m in config.methods}
-
-    monkeypatch.setattr(binary, "train_and_evaluate", train_and_evaluate)
+    runs = stand_in_training(
+        monkeypatch,
+        binary,
+        ("examples", "curves", "tsne"),
+        lambda config: {m: {"target_accuracy": 0.5} for m in config.methods},
+    )
     run_tour(str(tmp_path), ["dann"], budget=0.01)
     page = _assert_dann_tour_page(tmp_path)
     assert "BSDS500 training photos" in page

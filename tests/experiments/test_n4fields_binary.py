@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import ROOT
-from tests.experiments.binaries import picture, run_module
+from tests.experiments.binaries import picture, run_module, stand_in_training
 
 NARROW = [
     "--config.model.conv_features=(8,16,16)",
@@ -158,20 +158,15 @@ def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path, monke
     twin below, and `test_shapes_preset_trains_every_model_and_writes_the_table_3i_report`)."""
     from experiments import n4fields as binary
     from experiments.tour import run_tour
-    from thesis_jax.core import save_png
 
-    runs = []
-
-    def train_and_evaluate(config, workdir):
-        runs.append(config)
-        noise = np.random.default_rng(0).random((20, 30, 3))
-        for name in ("panels", "pr_curves", "qualitative"):
-            save_png(f"{workdir}/{name}.png", noise)
-        return {
+    runs = stand_in_training(
+        monkeypatch,
+        binary,
+        ("panels", "pr_curves", "qualitative"),
+        lambda config: {
             m: {"ods": 0.5, "ois": 0.55, "ap": 0.4, "ods_threshold": 0.3} for m in config.models
-        }
-
-    monkeypatch.setattr(binary, "train_and_evaluate", train_and_evaluate)
+        },
+    )
     run_tour(str(tmp_path), ["n4fields"], budget=0.01)
     _assert_tour_page(tmp_path)
     (config,) = runs
