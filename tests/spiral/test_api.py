@@ -63,14 +63,15 @@ def test_another_codebase_trains_with_init_and_a_jitted_update():
         state, metrics = step(state, {"target": _targets()})
     assert int(state.step) == 3 and int(state.replay.size) == 3 * BATCH
     assert all(np.isfinite(float(v)) for v in metrics.values()), metrics
-    painted = predict(
+    statics = ("apply_fn", "hparams")
+    painted = jax.jit(predict, static_argnames=statics)(
         state.policy.params,
         {"target": _targets()},
         apply_fn=state.policy.apply_fn,
         hparams=state.hparams,
         rng=jax.random.PRNGKey(4),
     )
-    value, (loss_metrics, _) = loss(
+    value, (loss_metrics, _) = jax.jit(loss, static_argnames=statics)(
         state.policy.params,
         {**painted, "target": _targets()},
         jax.random.PRNGKey(5),

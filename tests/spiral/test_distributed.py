@@ -124,6 +124,7 @@ def _ray_program(monkeypatch, *, num_steps, num_actors):
     return experiment.make_program(config, train_images)
 
 
+@pytest.mark.slow  # four processes compiling on 2 cores: 25-50 s alone, minutes beside others
 def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, monkeypatch):
     """Fig. 6.2b on a local Ray instance: one actor, both learners, V-trace, a few steps."""
     program = _ray_program(monkeypatch, num_steps=20, num_actors=1)
@@ -144,7 +145,7 @@ def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, mon
         assert "20" in os.listdir(tmp_path / learner), learner
 
 
-@pytest.mark.slow  # 200 steps with restarts; the Ray wiring is in the fast test above
+@pytest.mark.slow  # 200 steps with restarts
 def test_ray_actors_and_learners_train_and_survive_killed_workers(tmp_path, monkeypatch):
     import ray
 

@@ -100,6 +100,46 @@ def test_the_l2_reward_is_the_negative_distance_to_the_target():
     np.testing.assert_array_equal(aux, 0.0)
 
 
+@pytest.mark.parametrize("reward", ["critic", "l2"])
+def test_step_rewards_credit_each_stroke_with_its_change_and_sum_to_the_final_reward(reward):
+    state = _state(reward=reward, step_rewards=True)
+    trajectory = _rollout(state, _targets(), jax.random.PRNGKey(3))
+    shaping = train.step_reward_shaping(
+        state.critic.params, trajectory.canvases, _targets(), hparams=state.hparams
+    )
+    assert shaping.shape == (3, BATCH)
+
+    def potential(canvas):
+        return train.reward_potential(
+            state.critic.params, canvas, _targets(), hparams=state.hparams
+        )
+
+    # F_t = Phi(C_{t+1}) - Phi(C_t) for t < N - 1, and -Phi(C_{N-1}) at the last step.
+    np.testing.assert_allclose(
+        shaping[0], potential(trajectory.canvases[1]) - potential(trajectory.canvases[0]), atol=1e-5
+    )
+    np.testing.assert_allclose(shaping[-1], -potential(trajectory.canvases[-1]), atol=1e-5)
+    final = potential(trajectory.final_canvas)
+    rewards = np.asarray(train.losses.final_step_rewards(final, 3) + shaping)
+    blank = potential(jnp.ones_like(_targets()))  # every episode starts from a white canvas
+    np.testing.assert_allclose(rewards.sum(0), final - blank, atol=1e-5)
+    np.testing.assert_allclose(rewards[-1], final - potential(trajectory.canvases[-1]), atol=1e-5)
+
+    batch = train.trajectory_batch(trajectory, _targets(), xp=jnp)
+    values = [
+        train.loss(
+            state.policy.params,
+            batch,
+            None,
+            apply_fn=state.policy.apply_fn,
+            hparams=state.hparams._replace(step_rewards=shaped, discount=0.9),
+            model_state={"critic": state.critic.params},
+        )[0]
+        for shaped in (False, True)
+    ]
+    assert np.all(np.isfinite(values)) and values[0] != values[1]
+
+
 def test_auxiliary_rewards_penalise_stroke_starts_and_blank_canvases():
     state = _state(stroke_penalty=0.25, empty_penalty=2.0, conditional=False)
     actions = np.zeros((3, BATCH, len(spec.paint_action_spec(PAINT))), np.int32)

@@ -235,7 +235,7 @@ def train(
             )
         else:
             for job in periodic:
-                if job.at_end and step % job.every:
+                if job.at_end and (step % job.every or step == 0):  # step 0: nothing trained
                     job.fn(step, state)
             if eval_fn is not None:
                 if not (eval_every and step % eval_every == 0 and step > start):

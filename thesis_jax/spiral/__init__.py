@@ -24,6 +24,7 @@ distributed     the same on Ray (fig. 6.2b)
 pbt             population-based training (app. A.3)
 experiment      one experiment from a preset: targets, state, a training run, PBT members
 report          samples, episode GIFs, results.json, fig. 6.9a's curves
+export          a trained agent in one file (float16), and the shipped ones ("mnist")
 readability     a digit reader trained on real MNIST: does a reconstruction read as its digit?
 scenes_dataset  the MuJoCo Scenes dataset (sec. 6.4.1), generated and cached on disk
 mcmc            the blocked Metropolis-Hastings baseline of sec. 6.4.6 (fig. 6.10)
@@ -31,6 +32,7 @@ mcmc_experiment its chains on held-out MuJoCo scenes, resumable, and their repor
 """
 
 from thesis_jax.spiral import envs
+from thesis_jax.spiral.export import Agent, load_agent, save_agent, with_agent
 from thesis_jax.spiral.mcmc import MHResult, blocked_mh, blocked_mh_curves
 from thesis_jax.spiral.scenes_dataset import load_mujoco_scenes
 from thesis_jax.spiral.train import (
@@ -49,6 +51,7 @@ from thesis_jax.spiral.train import (
 )
 
 __all__ = [
+    "Agent",
     "Hparams",
     "MHResult",
     "SpiralState",
@@ -59,11 +62,14 @@ __all__ = [
     "critic_loss",
     "envs",
     "init",
+    "load_agent",
     "load_mujoco_scenes",
     "loss",
     "make_hparams",
     "predict",
     "rollout",
+    "save_agent",
     "update",
+    "with_agent",
     "with_tuned",
 ]

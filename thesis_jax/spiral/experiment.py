@@ -25,7 +25,16 @@ from absl import logging as absl_logging
 from thesis_jax import core
 from thesis_jax.core import parallel
 from thesis_jax.data.sampling import epoch_indices
-from thesis_jax.spiral import actors, distributed, pbt, readability, renderers, report, train
+from thesis_jax.spiral import (
+    actors,
+    distributed,
+    export,
+    pbt,
+    readability,
+    renderers,
+    report,
+    train,
+)
 
 NUM_SAMPLES = 16  # held-out targets drawn in samples.png and episode.gif
 EVAL_SEED = 12345
@@ -79,6 +88,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             )
     if config.pbt_population == 1 or config.pbt_population < 0:
         raise core.ConfigError("pbt_population must be 0 (off) or at least 2")
+    if config.agent:
+        try:
+            export.resolve(config.agent)
+        except FileNotFoundError as error:
+            raise core.ConfigError(str(error)) from None
 
 
 def _channels(images: np.ndarray, channels: int) -> np.ndarray:
@@ -143,8 +157,12 @@ def load_data(config: ml_collections.ConfigDict) -> Targets:
 
 
 def init_state(config: ml_collections.ConfigDict) -> train.SpiralState:
-    """The state a run of `config` starts from (seeded by `config.seed`)."""
-    return train.init(jax.random.PRNGKey(config.seed), config)
+    """The state a run of `config` starts from (seeded by `config.seed`): a fresh agent, or the
+    policy of `config.agent` (a `save_agent` file or a shipped agent's name)."""
+    state = train.init(jax.random.PRNGKey(config.seed), config)
+    if config.agent:
+        state = export.with_agent(state, export.load_agent(config.agent))
+    return state
 
 
 def make_program(config: ml_collections.ConfigDict, targets: np.ndarray) -> distributed.Program:

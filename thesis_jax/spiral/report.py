@@ -63,33 +63,51 @@ def write_results(result: core.LoopResult, workdir: str) -> None:
 
 
 def plot_l2_curves(runs: dict[str, str], path: str) -> str:
-    """Held-out l2 over training for several runs (fig. 6.9a: critic reward vs l2 reward).
+    """Held-out l2 over training for several runs (fig. 6.9a: critic reward vs l2 reward), and
+    beside it readability where the runs measured it (`plot_curves`)."""
+    return plot_curves(runs, path)
 
-    runs: {label: workdir}; each workdir's `metrics.jsonl` must hold `eval/l2` records. Labels
-    of the form "NAME (anything)" share one colour per NAME, so seeds of one reward match.
+
+CURVES = {
+    "l2": "l2 distance to held-out targets",
+    "readability": "readability of held-out reconstructions",
+}
+
+
+def plot_curves(runs: dict[str, str], path: str, metrics: tuple[str, ...] = tuple(CURVES)) -> str:
+    """One panel per metric (`CURVES`) of held-out evaluations over training, one line per run.
+
+    runs: {label: workdir}; each workdir's `metrics.jsonl` must hold `eval/l2` records; a metric
+    no run logged gets no panel. Labels of the form "NAME (anything)" share one colour per NAME,
+    so seeds of one reward match. The readability panel marks the reader's accuracy on the
+    targets themselves, the ceiling, with a dashed line.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(6, 4), dpi=120)
-    colours: dict[str, str] = {}
+    records = {}
     for label, workdir in runs.items():
-        records = [r for r in core.metrics.read_metrics(workdir) if "eval/l2" in r]
-        if not records:
+        records[label] = [r for r in core.metrics.read_metrics(workdir) if "eval/l2" in r]
+        if not records[label]:
             raise ValueError(f"{workdir} has no eval/l2 records yet")
-        group = label.split(" (")[0]
-        colour = colours.setdefault(group, f"C{len(colours)}")
-        axis.plot(
-            [r["step"] for r in records],
-            [r["eval/l2"] for r in records],
-            color=colour,
-            label=label,
-        )
-    axis.set_xlabel("policy steps")
-    axis.set_ylabel("l2 distance to held-out targets")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    shown = [m for m in metrics if any(f"eval/{m}" in r for rs in records.values() for r in rs)]
+    figure, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), dpi=120, squeeze=False)
+    colours: dict[str, str] = {}
+    for axis, metric in zip(axes[0], shown, strict=True):
+        ceilings = []
+        for label, rows in records.items():
+            rows = [r for r in rows if f"eval/{metric}" in r]
+            colour = colours.setdefault(label.split(" (")[0], f"C{len(colours)}")
+            steps = [r["step"] for r in rows]
+            axis.plot(steps, [r[f"eval/{metric}"] for r in rows], color=colour, label=label)
+            ceilings += [r[f"eval/{metric}_targets"] for r in rows if f"eval/{metric}_targets" in r]
+        if ceilings:
+            axis.axhline(np.mean(ceilings), color="grey", linestyle="--", label="the targets")
+        axis.set_xlabel("policy steps")
+        axis.set_ylabel(CURVES[metric])
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
     figure.tight_layout()
     return core.save_figure(figure, path)

@@ -70,6 +70,13 @@ class Hparams(NamedTuple):
     empty_penalty: float = 0.0  # for an empty final canvas (MNIST, sec. 6.4.3)
     emd_weight: float = 0.0  # colour-histogram EMD to the target (CelebA, sec. 6.4.5)
     max_grad_norm: float = 40.0
+    # Temporal credit assignment (Mellor et al. 2019, SPIRAL's follow-up): reward every step by
+    # how much it raised the reward's potential, r_t = Phi(C_{t+1}) - Phi(C_t) with Phi the
+    # critic's score (or -l2), instead of Phi(C_N) at the last step alone. With discount 1 the
+    # returns differ from eq. (6.3.4)'s only by -Phi(C_t), a baseline; a discount < 1 then credits
+    # each stroke mostly with its own improvement.
+    step_rewards: bool = False
+    discount: float = 1.0
     # Episodes painted by an older policy (distributed actors): "none" treats them as on-policy
     # (A2C); "vtrace" reweights them by pi / mu (`losses.vtrace`).
     off_policy: str = "none"
@@ -149,6 +156,8 @@ def make_hparams(config: ml_collections.ConfigDict) -> Hparams:
         stroke_penalty=config.stroke_penalty,
         empty_penalty=config.empty_penalty,
         emd_weight=config.emd_weight,
+        step_rewards=config.step_rewards,
+        discount=config.discount,
         off_policy=config.off_policy,
         action_spec=tuple((str(k), int(v)) for k, v in renderers.action_spec(config).items()),
         image_shape=renderers.image_shape(config),
@@ -301,6 +310,20 @@ def predict(
     return episodes
 
 
+def reward_potential(
+    critic_params: Any, canvas: jax.Array, targets: jax.Array | None, *, hparams: Hparams
+) -> jax.Array:
+    """Phi(canvas) [B]: the critic's score D(x) or D(x | target), or -||x - target||_2 per pixel
+    (RMS, so its scale does not grow with the canvas). Eq. (6.3.4) rewards the final canvas by
+    it."""
+    hp = hparams
+    if hp.reward == "critic":
+        critic = critic_net(hp.conditional, hp.critic_channels)
+        condition = targets if hp.conditional else None
+        return losses.critic_reward(critic.apply(critic_params, canvas, condition))
+    return losses.l2_reward(canvas, targets) / np.sqrt(np.prod(canvas.shape[1:]))
+
+
 def final_rewards(
     critic_params: Any,
     final_canvas: jax.Array,
@@ -316,12 +339,7 @@ def final_rewards(
     chex.assert_rank([final_canvas, actions], [4, 3])
     chex.assert_axis_dimension(actions, 1, final_canvas.shape[0])
     hp = hparams
-    conditional_target = targets if hp.conditional else None
-    if hp.reward == "critic":
-        critic = critic_net(hp.conditional, hp.critic_channels)
-        reward = losses.critic_reward(critic.apply(critic_params, final_canvas, conditional_target))
-    else:  # -||x - target||_2 per pixel (RMS), so its scale does not grow with the canvas
-        reward = losses.l2_reward(final_canvas, targets) / np.sqrt(np.prod(final_canvas.shape[1:]))
+    reward = reward_potential(critic_params, final_canvas, targets, hparams=hp)
     metrics = {"reward": jnp.mean(reward)}
     if hp.empty_penalty:
         reward = reward + losses.empty_canvas_penalty(final_canvas, hp.empty_penalty)
@@ -337,6 +355,27 @@ def final_rewards(
         diff = (final_canvas - targets).reshape(final_canvas.shape[0], -1)
         metrics["l2"] = jnp.mean(jnp.sqrt(jnp.sum(diff**2, axis=1)))
     return jax.lax.stop_gradient(reward), jax.lax.stop_gradient(aux), metrics
+
+
+def step_reward_shaping(
+    critic_params: Any, canvases: jax.Array, targets: jax.Array | None, *, hparams: Hparams
+) -> jax.Array:
+    """F_t = Phi(C_{t+1}) - Phi(C_t), with Phi = 0 after the last step, [T, B] (`Hparams.
+    step_rewards`). Added to eq. (6.3.4)'s rewards, step t earns the change its stroke made and
+    the last step Phi(C_N) - Phi(C_{N-1}); over an episode they sum to -Phi(blank canvas).
+
+    canvases: float [T, B, H, W, C], time-major, the canvas before each action.
+    """
+    chex.assert_rank(canvases, 5)
+    steps, batch = canvases.shape[:2]
+    if targets is not None:
+        targets = jnp.broadcast_to(targets, (steps, *targets.shape))
+        targets = targets.reshape(steps * batch, *targets.shape[2:])
+    merged = canvases.reshape(steps * batch, *canvases.shape[2:])
+    potential = reward_potential(critic_params, merged, targets, hparams=hparams)
+    potential = potential.reshape(steps, batch)
+    following = jnp.concatenate([potential[1:], jnp.zeros_like(potential[:1])])
+    return jax.lax.stop_gradient(following - potential)
 
 
 def loss(
@@ -387,13 +426,18 @@ def loss(
         critic_params, batch["final_canvas"], targets, actions, hparams=hp
     )
     rewards = losses.final_step_rewards(reward, hp.episode_length, aux)
+    if hp.step_rewards:
+        canvases = time_major(batch["canvases"])
+        rewards = rewards + step_reward_shaping(critic_params, canvases, targets, hparams=hp)
     pg_advantages = None
     if hp.off_policy == "vtrace" and "log_prob" in batch:
-        corrected = losses.vtrace(time_major(batch["log_prob"]), log_prob, rewards, value)
+        corrected = losses.vtrace(
+            time_major(batch["log_prob"]), log_prob, rewards, value, discount=hp.discount
+        )
         returns, pg_advantages = corrected.targets, corrected.pg_advantages
         metrics["importance_ratio"] = jnp.mean(corrected.rhos)
     else:
-        returns = losses.returns_from_rewards(rewards)
+        returns = losses.returns_from_rewards(rewards, hp.discount)
     value_loss, a2c_metrics = losses.a2c_loss(
         log_prob,
         value,

@@ -1,0 +1,158 @@
+"""A trained SPIRAL agent in one file: the policy's parameters and the config that built it.
+
+What painting with a trained agent needs from a run of `experiments.spiral`, without orbax, the
+critic or the optimizer state: an `.npz` of the policy's parameters (float16 by default, read back
+as float32), the run's config as JSON and the held-out metrics it reached.
+
+    save_agent("agent.npz", state, config, metrics={"readability": 0.42})
+    agent = load_agent("agent.npz")                  # or load_agent("mnist"): the shipped one
+    state = with_agent(spiral.init(rng, agent.config), agent)
+
+The binary takes one with `--config.agent=<path or name>`: training starts from its policy, and
+`--config.num_steps=0` only evaluates it and paints samples. A run's latest checkpoint becomes an
+agent file, with the held-out metrics of its float16 weights, by
+
+    python -m thesis_jax.spiral.export --workdir=runs/spiral_mnist --output=agent.npz
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import Any, NamedTuple
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from thesis_jax.core.metrics import write_atomic
+
+ASSETS = os.path.join(os.path.dirname(__file__), "assets")
+SHIPPED = {"mnist": os.path.join(ASSETS, "spiral_mnist_cond_cpu_v1.npz")}
+"""Agents that ship with the package, by name (README: "A trained agent" has the command)."""
+
+_CONFIG = "__config__"
+_METRICS = "__metrics__"
+
+
+class Agent(NamedTuple):
+    params: Any  # the policy's parameters, float32
+    config: ml_collections.ConfigDict  # the run's config: preset, canvas, networks, ...
+    metrics: dict[str, float]  # held-out metrics at export time
+
+
+def resolve(name_or_path: str) -> str:
+    """The file of a shipped agent's name, or `name_or_path` itself if it is a file."""
+    if name_or_path in SHIPPED:
+        if not os.path.isfile(SHIPPED[name_or_path]):
+            raise FileNotFoundError(
+                f"the shipped agent {name_or_path!r} is missing from this install "
+                f"({SHIPPED[name_or_path]}): reinstall thesis_jax"
+            )
+        return SHIPPED[name_or_path]
+    path = os.path.expanduser(name_or_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no SPIRAL agent at {name_or_path!r}: give an .npz written by save_agent "
+            f"or a shipped agent's name ({', '.join(SHIPPED)})"
+        )
+    return path
+
+
+def save_agent(
+    path: str | os.PathLike[str],
+    state: Any,
+    config: ml_collections.ConfigDict,
+    metrics: dict[str, float] | None = None,
+    dtype: Any = np.float16,
+) -> str:
+    """Writes `state.policy.params` (cast to `dtype`), `config` and `metrics` atomically."""
+    flat = flax.traverse_util.flatten_dict(jax.device_get(state.policy.params), sep="/")
+    arrays = {key: np.asarray(value, dtype) for key, value in flat.items()}
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.agent = ""  # the file is the agent; it does not name another
+    arrays[_CONFIG] = np.asarray(config.to_json())
+    arrays[_METRICS] = np.asarray(json.dumps(metrics or {}))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_atomic(os.fspath(path), buffer.getvalue())
+
+
+def load_agent(name_or_path: str) -> Agent:
+    """The agent in a `save_agent` file, or a shipped one by name (`SHIPPED`)."""
+    path = resolve(name_or_path)
+    try:
+        with np.load(path) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        config = ml_collections.ConfigDict(json.loads(str(arrays.pop(_CONFIG))))
+        metrics = json.loads(str(arrays.pop(_METRICS)))
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"{path} is not a SPIRAL agent written by save_agent: {error}") from error
+    params = flax.traverse_util.unflatten_dict(
+        {key: jnp.asarray(value, jnp.float32) for key, value in arrays.items()}, sep="/"
+    )
+    return Agent(params, config, metrics)
+
+
+def with_agent(state: Any, agent: Agent) -> Any:
+    """`state` (a fresh `SpiralState`) with the agent's policy parameters.
+
+    Raises:
+      ValueError: the agent's network does not fit the state's (another canvas, action space or
+        network size); the message names the preset the agent was trained with.
+    """
+    expected = jax.tree.map(lambda x: (x.shape, x.dtype), state.policy.params)
+    given = jax.tree.map(lambda x: (x.shape, x.dtype), agent.params)
+    if expected != given:
+        raise ValueError(
+            f"this agent was trained with --config={agent.config.get('preset', '?')} (a "
+            f"{agent.config.canvas_size}x{agent.config.canvas_size} canvas, "
+            f"{agent.config.grid_size}x{agent.config.grid_size} grid and its network sizes); "
+            "its policy does not fit this config's: use that preset"
+        )
+    params = jax.tree.map(
+        lambda old, new: jax.device_put(new, old.sharding), state.policy.params, agent.params
+    )
+    return state.replace(policy=state.policy.replace(params=params))
+
+
+def export_run(workdir: str, output: str) -> dict[str, float]:
+    """Writes the latest checkpoint of the run in `workdir` as an agent file, with the held-out
+    metrics the float16 agent reaches (the binary's evaluation); returns them."""
+    from thesis_jax import core
+    from thesis_jax.spiral import actors, experiment
+
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    template = experiment.init_state(config)
+    state = core.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1).restore(template)
+    if state is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints to export")
+    data = experiment.load_data(config)
+    painters = actors.Actors(config)
+    try:
+        evaluate = experiment.evaluator(config, painters, data.held_out, data.held_out_labels)
+        save_agent(output, state, config)
+        metrics = {"step": int(state.step), **evaluate(with_agent(state, load_agent(output)))}
+    finally:
+        painters.close()
+    save_agent(output, state, config, metrics)
+    return metrics
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    metrics = export_run(_WORKDIR.value, _OUTPUT.value)
+    size = os.path.getsize(_OUTPUT.value) / 1e3
+    print(f"{_OUTPUT.value} ({size:.0f} KB): {json.dumps(metrics)}")
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    _WORKDIR = flags.DEFINE_string("workdir", None, "a run of experiments.spiral", required=True)
+    _OUTPUT = flags.DEFINE_string("output", SHIPPED["mnist"], "where the float16 agent goes")
+    app.run(main)
