@@ -1,8 +1,9 @@
 """A trained SPIRAL agent in one file: the policy's parameters and the config that built it.
 
 What painting with a trained agent needs from a run of `experiments.spiral`, without orbax, the
-critic or the optimizer state: an `.npz` of the policy's parameters (float16 by default, read back
-as float32), the run's config as JSON and the held-out metrics it reached.
+replay buffer or the optimizers' state: an `.npz` of the policy's parameters and the critic's
+(which rewards further training and scores evaluations; float16 by default, read back as
+float32), the run's config as JSON and the held-out metrics it reached.
 
     save_agent("agent.npz", state, config, metrics={"readability": 0.42})
     agent = load_agent("agent.npz")                  # or load_agent("mnist"): the shipped one
@@ -40,6 +41,7 @@ _METRICS = "__metrics__"
 
 class Agent(NamedTuple):
     params: Any  # the policy's parameters, float32
+    critic_params: Any  # the critic's, float32; None for an agent trained with the l2 reward
     config: ml_collections.ConfigDict  # the run's config: preset, canvas, networks, ...
     metrics: dict[str, float]  # held-out metrics at export time
 
@@ -69,8 +71,12 @@ def save_agent(
     metrics: dict[str, float] | None = None,
     dtype: Any = np.float16,
 ) -> str:
-    """Writes `state.policy.params` (cast to `dtype`), `config` and `metrics` atomically."""
-    flat = flax.traverse_util.flatten_dict(jax.device_get(state.policy.params), sep="/")
+    """Writes the policy's and (critic reward) the critic's parameters, cast to `dtype`,
+    `config` and `metrics` atomically."""
+    networks = {"policy": state.policy.params}
+    if config.reward == "critic":
+        networks["critic"] = state.critic.params
+    flat = flax.traverse_util.flatten_dict(jax.device_get(networks), sep="/")
     arrays = {key: np.asarray(value, dtype) for key, value in flat.items()}
     config = ml_collections.ConfigDict(config.to_dict())
     config.agent = ""  # the file is the agent; it does not name another
@@ -91,32 +97,46 @@ def load_agent(name_or_path: str) -> Agent:
         metrics = json.loads(str(arrays.pop(_METRICS)))
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path} is not a SPIRAL agent written by save_agent: {error}") from error
-    params = flax.traverse_util.unflatten_dict(
+    networks = flax.traverse_util.unflatten_dict(
         {key: jnp.asarray(value, jnp.float32) for key, value in arrays.items()}, sep="/"
     )
-    return Agent(params, config, metrics)
+    if "policy" not in networks:
+        raise ValueError(f"{path} is not a SPIRAL agent written by save_agent: no policy")
+    return Agent(networks["policy"], networks.get("critic"), config, metrics)
 
 
 def with_agent(state: Any, agent: Agent) -> Any:
-    """`state` (a fresh `SpiralState`) with the agent's policy parameters.
+    """`state` (a fresh `SpiralState`) with the agent's policy and critic parameters.
 
     Raises:
       ValueError: the agent's network does not fit the state's (another canvas, action space or
         network size); the message names the preset the agent was trained with.
     """
-    expected = jax.tree.map(lambda x: (x.shape, x.dtype), state.policy.params)
-    given = jax.tree.map(lambda x: (x.shape, x.dtype), agent.params)
-    if expected != given:
+
+    def layout(tree: Any) -> Any:
+        return jax.tree.map(lambda x: (x.shape, x.dtype), tree)
+
+    fits = layout(state.policy.params) == layout(agent.params)
+    if agent.critic_params is not None:
+        fits = fits and layout(state.critic.params) == layout(agent.critic_params)
+    if not fits:
         raise ValueError(
             f"this agent was trained with --config={agent.config.get('preset', '?')} (a "
             f"{agent.config.canvas_size}x{agent.config.canvas_size} canvas, "
             f"{agent.config.grid_size}x{agent.config.grid_size} grid and its network sizes); "
             "its policy does not fit this config's: use that preset"
         )
-    params = jax.tree.map(
-        lambda old, new: jax.device_put(new, old.sharding), state.policy.params, agent.params
+
+    def placed(old: Any, new: Any) -> Any:
+        return jax.tree.map(lambda o, n: jax.device_put(n, o.sharding), old, new)
+
+    state = state.replace(
+        policy=state.policy.replace(params=placed(state.policy.params, agent.params))
     )
-    return state.replace(policy=state.policy.replace(params=params))
+    if agent.critic_params is not None:
+        critic = placed(state.critic.params, agent.critic_params)
+        state = state.replace(critic=state.critic.replace(params=critic))
+    return state
 
 
 def export_run(workdir: str, output: str) -> dict[str, float]:

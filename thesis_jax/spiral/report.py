@@ -3,7 +3,10 @@
 `save_samples` draws targets beside their reconstructions (or samples, unconditional) as a PNG
 and the episodes stroke by stroke as a GIF; `l2_to_targets` is the held-out l2 of eq. (6.3.4)'s
 l2 reward; `write_results` records a finished run's held-out metrics; `plot_l2_curves` draws
-held-out l2 over training for several runs (fig. 6.9a: critic reward against l2 reward).
+held-out l2 over training for several runs (fig. 6.9a: critic reward against l2 reward), and
+`plot_curves` any held-out metrics (readability beside l2), also from the command line:
+
+    python -m thesis_jax.spiral.report --run="critic=runs/a" --run="l2=runs/b" --output=c.png
 """
 
 from __future__ import annotations
@@ -101,7 +104,8 @@ def plot_curves(runs: dict[str, str], path: str, metrics: tuple[str, ...] = tupl
             rows = [r for r in rows if f"eval/{metric}" in r]
             colour = colours.setdefault(label.split(" (")[0], f"C{len(colours)}")
             steps = [r["step"] for r in rows]
-            axis.plot(steps, [r[f"eval/{metric}"] for r in rows], color=colour, label=label)
+            values = [r[f"eval/{metric}"] for r in rows]
+            axis.plot(steps, values, color=colour, marker=".", label=label)
             ceilings += [r[f"eval/{metric}_targets"] for r in rows if f"eval/{metric}_targets" in r]
         if ceilings:
             axis.axhline(np.mean(ceilings), color="grey", linestyle="--", label="the targets")
@@ -111,3 +115,18 @@ def plot_curves(runs: dict[str, str], path: str, metrics: tuple[str, ...] = tupl
         axis.legend(fontsize=8)
     figure.tight_layout()
     return core.save_figure(figure, path)
+
+
+def main(argv: list[str]) -> None:
+    """Draws `plot_curves` of the `--run=LABEL=WORKDIR` runs into `--output`."""
+    del argv
+    runs = dict(run.split("=", 1) for run in _RUNS.value)
+    print(plot_curves(runs, _OUTPUT.value))
+
+
+if __name__ == "__main__":
+    from absl import app, flags
+
+    _RUNS = flags.DEFINE_multi_string("run", [], "LABEL=WORKDIR of a run, once per curve")
+    _OUTPUT = flags.DEFINE_string("output", "curves.png", "where the figure goes")
+    app.run(main)
