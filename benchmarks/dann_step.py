@@ -52,7 +52,16 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
-from peers import run_peer, write_json
+from peers import (
+    compile_cell,
+    environment_line,
+    jax_environment,
+    peer_outcome,
+    run_torch_peer,
+    table,
+    timing_flags,
+    write_json,
+)
 
 from experiments.configs import dann as dann_configs
 from thesis_jax import dann
@@ -70,14 +79,6 @@ TORCH_HINT = "get it with `make .venv-torch/bin/python`, then `make bench`"
 # inputs are non-negative), which moves the sum but hardly the norm. A reversed, dropped or
 # rescaled gradient moves both by O(1).
 LOSS_RTOL, GRAD_NORM_RTOL, GRAD_SUM_TOLERANCE = 1e-4, 1e-3, 5e-2
-
-
-def xla_cpu_threads() -> int:
-    """The size of XLA:CPU's intra-op thread pool, as `DefaultThreadPoolSize` computes it."""
-    for name in ("PJRT_NPROC", "NPROC"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def benchmark_config(architecture: str) -> ml_collections.ConfigDict:
@@ -232,20 +233,15 @@ def run_torch(
         "momentum": config.momentum,
         **config.learning_rate.to_dict(),
     }
-    return run_peer(
-        args.torch_python,
-        pathlib.Path(__file__).with_name("dann_step_torch.py"),
-        [
-            f"--arch={args.arch}",
-            f"--batch-size={args.batch_size}",
-            f"--steps={args.steps}",
-            f"--repeats={args.repeats}",
-            f"--warmup={args.warmup}",
-            f"--threads={threads}",
-            f"--hparams={json.dumps(hparams)}",
-            f"--exchange-dir={exchange}",
-        ],
-    )
+    flags = [
+        f"--arch={args.arch}",
+        f"--batch-size={args.batch_size}",
+        f"--steps={args.steps}",
+        *timing_flags(args, threads),
+        f"--hparams={json.dumps(hparams)}",
+        f"--exchange-dir={exchange}",
+    ]
+    return run_torch_peer(args, "dann_step_torch.py", flags)
 
 
 def describe(result: dict) -> str:
@@ -257,14 +253,21 @@ def describe(result: dict) -> str:
     return f"{result['device']} ({result['device_name']})"
 
 
+def _row(result: dict) -> str:
+    rates = result["rates"]
+    return (
+        f"{result['side']:<8} {describe(result):<28} {result['steps_per_s']:>9.2f} "
+        f"{f'{min(rates):.2f}-{max(rates):.2f}':>17} {result['spread']:>6.1%} "
+        f"{compile_cell(result):>8} {result['load_1min']:>5.1f}"
+    )
+
+
 def format_report(report: dict) -> str:
     lines = [
         f"DANN training step, arch={report['arch']}, batch {report['batch_size']} "
         f"({report['batch_size'] // 2} source + {report['batch_size'] // 2} target), float32, "
         f"SGD momentum 0.9; {report['steps']} steps x {report['repeats']} repeats",
-        f"JAX {report['jax_version']} on {report['jax_devices']}; XLA:CPU threads = "
-        f"{report['xla_cpu_threads']}; load: the 1-min load average as each row started "
-        "(above the thread count, other processes compete for the CPUs)",
+        environment_line(report),
     ]
     torch = report["torch"]
     if not report["compared"]:
@@ -288,20 +291,9 @@ def format_report(report: dict) -> str:
         f"{'side':<8} {'devices':<28} {'steps/s':>9} {'min-max':>17} {'spread':>7} "
         f"{'compile':>8} {'load':>5}"
     )
-    lines += ["", header, "-" * len(header)]
-    for result in report["results"]:
-        rates = result["rates"]
-        compile_s = f"{result['compile_s']:.1f} s" if "compile_s" in result else ""
-        lines.append(
-            f"{result['side']:<8} {describe(result):<28} {result['steps_per_s']:>9.2f} "
-            f"{f'{min(rates):.2f}-{max(rates):.2f}':>17} {result['spread']:>6.1%} {compile_s:>8} "
-            f"{result['load_1min']:>5.1f}"
-        )
+    lines += table(header, [_row(result) for result in report["results"]])
     lines += ["", *report["notes"]]
-    if "skipped" in torch:
-        lines.append(f"PyTorch comparison skipped: {torch['skipped']}; {TORCH_HINT}")
-    if "failed" in torch:
-        lines.append(f"PyTorch side FAILED: {torch['failed']}")
+    lines += peer_outcome(torch, TORCH_HINT)
     for ratio in report["ratios"]:
         lines.append(
             f"ratio JAX ({ratio['jax']}) / PyTorch ({ratio['pytorch']}): {ratio['ratio']:.2f}x"
@@ -326,7 +318,8 @@ def main() -> int:
         parser.error("--steps and --repeats must be >= 1, --warmup >= 0")
 
     jax.config.update("jax_default_matmul_precision", "highest")
-    cpu_threads = xla_cpu_threads()
+    environment = jax_environment()
+    cpu_threads = environment["xla_cpu_threads"]
     threads = args.torch_threads or cpu_threads
     config = benchmark_config(args.arch)
     batch = make_batch(args.arch, args.batch_size)
@@ -338,9 +331,7 @@ def main() -> int:
         "steps": args.steps,
         "repeats": args.repeats,
         "warmup": args.warmup,
-        "jax_version": jax.__version__,
-        "jax_devices": f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})",
-        "xla_cpu_threads": cpu_threads,
+        **environment,
         "param_count_jax": int(sum(x.size for x in jax.tree.leaves(state.params))),
         "notes": [],
     }

@@ -56,7 +56,16 @@ from typing import Any
 
 import jax
 import numpy as np
-from peers import run_peer, write_json
+from peers import (
+    compile_cell,
+    environment_line,
+    jax_environment,
+    peer_outcome,
+    run_torch_peer,
+    table,
+    timing_flags,
+    write_json,
+)
 
 from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
 
@@ -68,14 +77,6 @@ TORCH_HINT = "get it with `make .venv-torch/bin/python`"
 # of the same interpolation (values in [0, 1], gradients of a few units), a wrong clamp or
 # swapped axis moves them by O(0.1).
 CHECK_TOLERANCE = {"out": 1e-5, "image_grad": 1e-4, "flow_grad": 1e-3}
-
-
-def xla_cpu_threads() -> int:
-    """The size of XLA:CPU's intra-op thread pool, as `DefaultThreadPoolSize` computes it."""
-    for name in ("PJRT_NPROC", "NPROC"):
-        if os.environ.get(name, "").isdigit():
-            return int(os.environ[name])
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def parse_size(text: str) -> tuple[int, int, int, int]:
@@ -166,19 +167,14 @@ def run_torch(
     args: argparse.Namespace, threads: int, exchange: pathlib.Path, modes: list[str]
 ) -> dict:
     """Runs deepwarp_torch.py; returns its JSON, {"skipped": reason} or {"failed": stderr}."""
-    return run_peer(
-        args.torch_python,
-        pathlib.Path(__file__).with_name("deepwarp_torch.py"),
-        [
-            f"--exchange-dir={exchange}",
-            f"--sizes={args.sizes}",
-            f"--modes={','.join(modes)}",
-            f"--calls={args.calls}",
-            f"--repeats={args.repeats}",
-            f"--warmup={args.warmup}",
-            f"--threads={threads}",
-        ],
-    )
+    flags = [
+        f"--exchange-dir={exchange}",
+        f"--sizes={args.sizes}",
+        f"--modes={','.join(modes)}",
+        f"--calls={args.calls}",
+        *timing_flags(args, threads),
+    ]
+    return run_torch_peer(args, "deepwarp_torch.py", flags)
 
 
 def describe(result: dict) -> str:
@@ -210,13 +206,21 @@ def speedups(results: list[dict]) -> list[dict]:
     return ratios
 
 
+def _row(result: dict) -> str:
+    times = result["times_ms"]
+    return (
+        f"{result['size']:<14} {result['mode']:<10} {describe(result):<34} "
+        f"{result['ms_per_call']:>9.2f} {1e3 / result['ms_per_call']:>9.1f} "
+        f"{f'{min(times):.2f}-{max(times):.2f}':>15} {result['spread']:>6.1%} "
+        f"{compile_cell(result):>8} {result['load_1min']:>5.1f}"
+    )
+
+
 def format_report(report: dict) -> str:
     lines = [
         "DeepWarp bilinear sampler (eq. 4.3.2), forward + backward, float32; "
         f"{report['calls']} calls x {report['repeats']} repeats after {report['warmup']} warmup",
-        f"JAX {report['jax_version']} on {report['jax_devices']}; XLA:CPU threads = "
-        f"{report['xla_cpu_threads']}; load: the 1-min load average as each row started "
-        "(above the thread count, other processes compete for the CPUs)",
+        environment_line(report),
     ]
     torch = report["torch"]
     if report["compared"]:
@@ -238,21 +242,9 @@ def format_report(report: dict) -> str:
         f"{'size':<14} {'gradients':<10} {'implementation':<34} {'ms/call':>9} {'calls/s':>9} "
         f"{'min-max ms':>15} {'spread':>7} {'compile':>8} {'load':>5}"
     )
-    lines += ["", header, "-" * len(header)]
-    for result in report["results"]:
-        times = result["times_ms"]
-        compile_s = f"{result['compile_s']:.1f} s" if "compile_s" in result else ""
-        lines.append(
-            f"{result['size']:<14} {result['mode']:<10} {describe(result):<34} "
-            f"{result['ms_per_call']:>9.2f} {1e3 / result['ms_per_call']:>9.1f} "
-            f"{f'{min(times):.2f}-{max(times):.2f}':>15} {result['spread']:>6.1%} "
-            f"{compile_s:>8} {result['load_1min']:>5.1f}"
-        )
+    lines += table(header, [_row(result) for result in report["results"]])
     lines.append("")
-    if "skipped" in torch:
-        lines.append(f"PyTorch comparison skipped: {torch['skipped']}; {TORCH_HINT}")
-    if "failed" in torch:
-        lines.append(f"PyTorch side FAILED: {torch['failed']}")
+    lines += peer_outcome(torch, TORCH_HINT)
     for ratio in report["ratios"]:
         lines.append(
             f"speed-up {ratio['size']} {ratio['mode']}: custom_vjp is {ratio['speedup']:.2f}x "
@@ -354,8 +346,8 @@ def main() -> int:
     if args.calls < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--calls and --repeats must be >= 1, --warmup >= 0")
 
-    cpu_threads = xla_cpu_threads()
-    devices = jax.devices()
+    environment = jax_environment()
+    cpu_threads = environment["xla_cpu_threads"]
     all_inputs = [make_inputs(size, seed=index) for index, size in enumerate(sizes)]
     report: dict[str, Any] = {
         "sizes": [size_name(size) for size in sizes],
@@ -363,9 +355,7 @@ def main() -> int:
         "calls": args.calls,
         "repeats": args.repeats,
         "warmup": args.warmup,
-        "jax_version": jax.__version__,
-        "jax_devices": f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})",
-        "xla_cpu_threads": cpu_threads,
+        **environment,
     }
     timing = {"calls": args.calls, "repeats": args.repeats, "warmup": args.warmup}
     results = [

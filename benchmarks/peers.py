@@ -3,11 +3,13 @@
 A peer script prints one JSON object per line on stdout and exits 0, or exits 3 after printing
 `{"skipped": reason}` when its framework is missing. `run_peer` turns every outcome into a dict
 the report can show: the peer's result, `{"skipped": reason}` or `{"failed": what happened}`.
+The helpers below write the parts every benchmark's report shares: what ran, tables, outcomes.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -43,3 +45,62 @@ def write_json(path: str | pathlib.Path | None, report: dict[str, Any]) -> None:
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def xla_cpu_threads() -> int:
+    """The size of XLA:CPU's intra-op thread pool, as `DefaultThreadPoolSize` computes it."""
+    for name in ("PJRT_NPROC", "NPROC"):
+        if os.environ.get(name, "").isdigit():
+            return int(os.environ[name])
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def jax_environment() -> dict[str, Any]:
+    """The report's fields on the JAX side: its version, its devices and XLA:CPU's threads."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "jax_version": jax.__version__,
+        "jax_devices": f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})",
+        "xla_cpu_threads": xla_cpu_threads(),
+    }
+
+
+def environment_line(report: dict[str, Any]) -> str:
+    """The report's line on what ran (the fields of `jax_environment`) and what the load means."""
+    return (
+        f"JAX {report['jax_version']} on {report['jax_devices']}; XLA:CPU threads = "
+        f"{report['xla_cpu_threads']}; load: the 1-min load average as each row started "
+        "(above the thread count, other processes compete for the CPUs)"
+    )
+
+
+def compile_cell(result: dict[str, Any]) -> str:
+    """A row's compile time, or nothing where its side does not compile."""
+    return f"{result['compile_s']:.1f} s" if "compile_s" in result else ""
+
+
+def table(header: str, rows: Sequence[str]) -> list[str]:
+    """A blank line, the header, a rule under it and the rows."""
+    return ["", header, "-" * len(header), *rows]
+
+
+def peer_outcome(peer: dict[str, Any], hint: str) -> list[str]:
+    """Lines saying why a peer's rows are missing: skipped (with how to get it) or failed."""
+    lines = []
+    if "skipped" in peer:
+        lines.append(f"PyTorch comparison skipped: {peer['skipped']}; {hint}")
+    if "failed" in peer:
+        lines.append(f"PyTorch side FAILED: {peer['failed']}")
+    return lines
+
+
+def timing_flags(args: Any, threads: int) -> list[str]:
+    """The peer's flags for the repeats and warm-up steps of `args` and its thread count."""
+    return [f"--repeats={args.repeats}", f"--warmup={args.warmup}", f"--threads={threads}"]
+
+
+def run_torch_peer(args: Any, script: str, flags: Sequence[str]) -> dict[str, Any]:
+    """`run_peer` of the PyTorch script `script` beside this file, in `args.torch_python`."""
+    return run_peer(args.torch_python, pathlib.Path(__file__).with_name(script), flags)

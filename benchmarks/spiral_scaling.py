@@ -42,6 +42,7 @@ import jax
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+from peers import write_json
 from spiral_train import PRESETS, add_rates, bench_jax_paint  # the single-host row, rates
 
 from thesis_jax import core
@@ -172,15 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     best = max(rows[:-1], key=lambda r: r["agent_steps_per_second"])
     ratio = best["agent_steps_per_second"] / single["agent_steps_per_second"]
     print(f"best Ray ({best['name']}) / single host: {ratio:.2f}x")
-    if args.json_out:
-        payload = {
-            "preset": args.preset,
-            "batch_size": config.batch_size,
-            "cpus": os.cpu_count(),
-            "load_average": load,
-            "rows": rows,
-        }
-        pathlib.Path(args.json_out).write_text(json.dumps(payload, indent=2))
+    payload = {"preset": args.preset, "batch_size": config.batch_size, "cpus": os.cpu_count()}
+    write_json(args.json_out, {**payload, "load_average": load, "rows": rows})
     return 0
 
 

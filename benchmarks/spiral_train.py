@@ -34,7 +34,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint's OpenMP pool, one tile per canvas
 
 import argparse
-import json
 import pathlib
 import statistics
 import sys
@@ -44,6 +43,8 @@ import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from peers import write_json
 
 from thesis_jax import core
 from thesis_jax.spiral import actors, experiment, renderers, train
@@ -188,16 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         for part in parts:
             share = part["seconds"] / total
             print(f"  {part['name']:<30}{part['seconds'] * 1e3:>9.1f} ms{share:>8.0%}")
-    if args.json_out:
-        payload = {
-            "preset": args.preset,
-            "load_average": load,
-            "rows": rows,
-            "ratio": ratio,
-            "batch_sizes": batches,
-            "profile": parts,
-        }
-        pathlib.Path(args.json_out).write_text(json.dumps(payload, indent=2))
+    payload = {"preset": args.preset, "load_average": load, "rows": rows, "ratio": ratio}
+    write_json(args.json_out, {**payload, "batch_sizes": batches, "profile": parts})
     return 0
 
 
