@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.experiments.binaries import picture, run_module
+from thesis_jax.spiral import export
 
 TINY = [
     "--config.canvas_size=16",
@@ -62,6 +63,12 @@ def test_spiral_binary_writes_checkpoints_grids_and_gif(tmp_path):
     first = _run(f"--workdir={workdir}", "--config.num_steps=2", *TINY)
     assert first.returncode == 0, first.stderr[-3000:]
     _check_first_run(workdir)
+    # The run's checkpoint as a one-file agent, with the held-out metrics of its float16 weights.
+    agent_path = str(tmp_path / "agent.npz")
+    metrics = export.export_run(str(workdir), agent_path)
+    assert metrics["step"] == 2 and 0 <= metrics["readability"] <= 1 and metrics["l2"] > 0
+    agent = export.load_agent(agent_path)
+    assert agent.metrics == metrics and agent.config.canvas_size == 16
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""SPIRAL on Ray: the hub, PBT's decision rule, and a real run of actors and learners."""
+"""SPIRAL on Ray: the hub, PBT's decision rule, and (slow) real runs of actors and learners."""
 
 import json
 import os
