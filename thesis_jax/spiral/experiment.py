@@ -43,6 +43,7 @@ EVAL_SEED = 12345
 # the policy's learning rate and entropy cost between rounds (a resumed run takes the config's:
 # `train.with_tuned`); the Ray layout is not the model.
 MAY_DIFFER = (
+    "agent",  # only where a fresh run starts from; a resumed run continues its checkpoint
     "log_every",
     "eval_every",
     "checkpoint_every",
