@@ -7,8 +7,9 @@ program:
    `lax.scan` over the episode), or the episodes come in `batch`, painted by host environments
    (`actors.host_rollout` over LibMyPaint / MujocoScenes, a step of the parameters behind);
 2. policy learner: A2C (eq. 6.3.3) with the reward only at the last step (eq. 6.3.4) from the
-   critic D (or -l2 to the target, sec. 6.3.3), plus the auxiliary rewards of sec. 6.4.3/6.4.5,
-   and an entropy bonus (`loss`);
+   critic D (or -l2 to the target, sec. 6.3.3), or at every step as the change of that score
+   (`Hparams.step_rewards`), plus the auxiliary rewards of sec. 6.4.3/6.4.5, and an entropy
+   bonus (`loss`);
 3. the final renders join a replay buffer of 20 batches (app. A.3);
 4. critic learner: `critic_steps` WGAN-GP steps (eq. 6.3.1, 6.3.6; `critic_loss`) on generated
    images sampled from the replay buffer against real data (unconditional) or the targets
