@@ -3,17 +3,41 @@ offline `digits` preset and on real MNIST (slow: two training runs each), and th
 that shows it."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 
 from experiments import spiral
-from tests.experiments.binaries import picture
+from tests.conftest import ROOT
+from tests.experiments.binaries import one_device_env, picture
+
+
+def _compare_rewards(workdir, preset: str, overrides: dict) -> dict:
+    """`spiral.compare_rewards` (seed 0) in a fresh process on one CPU device; its summary."""
+    program = (
+        "import json, sys\n"
+        "from experiments import spiral\n"
+        "summary = spiral.compare_rewards(sys.argv[1], preset=sys.argv[2], "
+        "overrides=json.loads(sys.argv[3]))\n"
+        "print(json.dumps(summary))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program, str(workdir), preset, json.dumps(overrides)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+        env=one_device_env(),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 @pytest.mark.slow
 def test_critic_reward_beats_the_l2_reward_on_l2(tmp_path):
     overrides = {"num_steps": 600, "eval_every": 100, "sample_every": 600, "checkpoint_every": 300}
-    summary = spiral.compare_rewards(str(tmp_path), seeds=(0,), overrides=overrides)
+    summary = _compare_rewards(tmp_path, "digits", overrides)
     print(json.dumps(summary, indent=2))
     picture(summary["curves"])
     critic, l2 = summary["mean_l2"]["critic"], summary["mean_l2"]["l2"]
@@ -28,14 +52,12 @@ def test_critic_reward_beats_the_l2_reward_on_l2(tmp_path):
 
 @pytest.mark.slow
 def test_on_real_mnist_the_critic_agent_paints_readable_digits_and_beats_l2(tmp_path):
-    """`mnist_cond_cpu` against `mnist_cond_cpu_l2`, 1,500 steps each (about 10 minutes on 2
-    cores): the critic-rewarded agent's reconstructions of held-out real digits read as their
-    digit well above chance (0.1; README: 0.31 after 1,500 steps of the full run), and the l2
-    agent ends further from its targets (it stops painting: sec. 6.3.3's trap)."""
+    """`mnist_cond_cpu` against `mnist_cond_cpu_l2`, 1,500 steps each on one CPU device (about
+    10 minutes on 2 cores): the critic-rewarded agent's reconstructions of held-out real digits
+    read as their digit well above chance (0.1; README: 0.31 at 1,500 steps of the full run), and
+    the l2 agent ends further from its targets (it stops painting: sec. 6.3.3's trap)."""
     overrides = {"num_steps": 1500, "eval_every": 500, "sample_every": 1500}
-    summary = spiral.compare_rewards(
-        str(tmp_path), preset="mnist_cond_cpu", seeds=(0,), overrides=overrides
-    )
+    summary = _compare_rewards(tmp_path, "mnist_cond_cpu", overrides)
     print(json.dumps(summary, indent=2))
     picture(summary["curves"])
     assert summary["mean_readability"]["critic"] >= 0.2, summary
