@@ -56,16 +56,7 @@ from typing import Any
 
 import jax
 import numpy as np
-from peers import (
-    compile_cell,
-    environment_line,
-    jax_environment,
-    peer_outcome,
-    run_torch_peer,
-    table,
-    timing_flags,
-    write_json,
-)
+import peers
 
 from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
 
@@ -172,9 +163,9 @@ def run_torch(
         f"--sizes={args.sizes}",
         f"--modes={','.join(modes)}",
         f"--calls={args.calls}",
-        *timing_flags(args, threads),
+        *peers.timing_flags(args, threads),
     ]
-    return run_torch_peer(args, "deepwarp_torch.py", flags)
+    return peers.run_torch_peer(args, "deepwarp_torch.py", flags)
 
 
 def describe(result: dict) -> str:
@@ -212,7 +203,7 @@ def _row(result: dict) -> str:
         f"{result['size']:<14} {result['mode']:<10} {describe(result):<34} "
         f"{result['ms_per_call']:>9.2f} {1e3 / result['ms_per_call']:>9.1f} "
         f"{f'{min(times):.2f}-{max(times):.2f}':>15} {result['spread']:>6.1%} "
-        f"{compile_cell(result):>8} {result['load_1min']:>5.1f}"
+        f"{peers.compile_cell(result):>8} {result['load_1min']:>5.1f}"
     )
 
 
@@ -220,7 +211,7 @@ def format_report(report: dict) -> str:
     lines = [
         "DeepWarp bilinear sampler (eq. 4.3.2), forward + backward, float32; "
         f"{report['calls']} calls x {report['repeats']} repeats after {report['warmup']} warmup",
-        environment_line(report),
+        peers.environment_line(report),
     ]
     torch = report["torch"]
     if report["compared"]:
@@ -242,9 +233,9 @@ def format_report(report: dict) -> str:
         f"{'size':<14} {'gradients':<10} {'implementation':<34} {'ms/call':>9} {'calls/s':>9} "
         f"{'min-max ms':>15} {'spread':>7} {'compile':>8} {'load':>5}"
     )
-    lines += table(header, [_row(result) for result in report["results"]])
+    lines += peers.table(header, [_row(result) for result in report["results"]])
     lines.append("")
-    lines += peer_outcome(torch, TORCH_HINT)
+    lines += peers.peer_outcome(torch, TORCH_HINT)
     for ratio in report["ratios"]:
         lines.append(
             f"speed-up {ratio['size']} {ratio['mode']}: custom_vjp is {ratio['speedup']:.2f}x "
@@ -346,7 +337,7 @@ def main() -> int:
     if args.calls < 1 or args.repeats < 1 or args.warmup < 0:
         parser.error("--calls and --repeats must be >= 1, --warmup >= 0")
 
-    environment = jax_environment()
+    environment = peers.jax_environment()
     cpu_threads = environment["xla_cpu_threads"]
     all_inputs = [make_inputs(size, seed=index) for index, size in enumerate(sizes)]
     report: dict[str, Any] = {
@@ -391,7 +382,7 @@ def main() -> int:
     print(format_report(report))
     if report["model"]:
         print(format_model_rows(report["model"]))
-    write_json(args.json_out, report)
+    peers.write_json(args.json_out, report)
     if "failed" in torch:
         return 1
     if report["compared"] and not report["check"]["ok"]:
