@@ -96,6 +96,12 @@ def replicate(tree: Any, mesh: Mesh) -> Any:
     return jax.device_put(tree, replicated(mesh))
 
 
+def placed_like(tree: Any, like: Any) -> Any:
+    """`tree`'s values on the devices, and with the shardings, of the same-shaped `like` (new
+    values for part of a state that may already be sharded over a mesh)."""
+    return jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), tree, like)
+
+
 def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
     """This process's share of a global batch; raises if it does not split evenly."""
     devices = mesh.devices.size

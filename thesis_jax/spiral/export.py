@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from thesis_jax.core import parallel
 from thesis_jax.core.metrics import write_atomic
 
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
@@ -64,6 +65,25 @@ def resolve(name_or_path: str) -> str:
     return path
 
 
+def _network_arrays(state: Any, config: ml_collections.ConfigDict, dtype: Any) -> dict:
+    """{"policy/...": array, "critic/...": array (critic reward only)}, cast to `dtype`."""
+    networks = {"policy": state.policy.params}
+    if config.reward == "critic":
+        networks["critic"] = state.critic.params
+    flat = flax.traverse_util.flatten_dict(jax.device_get(networks), sep="/")
+    return {key: np.asarray(value, dtype) for key, value in flat.items()}
+
+
+def _agent(arrays: dict, config: ml_collections.ConfigDict, metrics: dict, path: str) -> Agent:
+    """The agent of `_network_arrays`' arrays, read back as float32."""
+    networks = flax.traverse_util.unflatten_dict(
+        {key: jnp.asarray(value, jnp.float32) for key, value in arrays.items()}, sep="/"
+    )
+    if "policy" not in networks:
+        raise ValueError(f"{path} is not a SPIRAL agent written by save_agent: no policy")
+    return Agent(networks["policy"], networks.get("critic"), config, metrics)
+
+
 def save_agent(
     path: str | os.PathLike[str],
     state: Any,
@@ -73,11 +93,7 @@ def save_agent(
 ) -> str:
     """Writes the policy's and (critic reward) the critic's parameters, cast to `dtype`,
     `config` and `metrics` atomically."""
-    networks = {"policy": state.policy.params}
-    if config.reward == "critic":
-        networks["critic"] = state.critic.params
-    flat = flax.traverse_util.flatten_dict(jax.device_get(networks), sep="/")
-    arrays = {key: np.asarray(value, dtype) for key, value in flat.items()}
+    arrays = _network_arrays(state, config, dtype)
     config = ml_collections.ConfigDict(config.to_dict())
     config.agent = ""  # the file is the agent; it does not name another
     arrays[_CONFIG] = np.asarray(config.to_json())
@@ -97,12 +113,7 @@ def load_agent(name_or_path: str) -> Agent:
         metrics = json.loads(str(arrays.pop(_METRICS)))
     except (OSError, ValueError, KeyError) as error:
         raise ValueError(f"{path} is not a SPIRAL agent written by save_agent: {error}") from error
-    networks = flax.traverse_util.unflatten_dict(
-        {key: jnp.asarray(value, jnp.float32) for key, value in arrays.items()}, sep="/"
-    )
-    if "policy" not in networks:
-        raise ValueError(f"{path} is not a SPIRAL agent written by save_agent: no policy")
-    return Agent(networks["policy"], networks.get("critic"), config, metrics)
+    return _agent(arrays, config, metrics, path)
 
 
 def with_agent(state: Any, agent: Agent) -> Any:
@@ -127,14 +138,10 @@ def with_agent(state: Any, agent: Agent) -> Any:
             "its policy does not fit this config's: use that preset"
         )
 
-    def placed(old: Any, new: Any) -> Any:
-        return jax.tree.map(lambda o, n: jax.device_put(n, o.sharding), old, new)
-
-    state = state.replace(
-        policy=state.policy.replace(params=placed(state.policy.params, agent.params))
-    )
+    policy = parallel.placed_like(agent.params, state.policy.params)
+    state = state.replace(policy=state.policy.replace(params=policy))
     if agent.critic_params is not None:
-        critic = placed(state.critic.params, agent.critic_params)
+        critic = parallel.placed_like(agent.critic_params, state.critic.params)
         state = state.replace(critic=state.critic.replace(params=critic))
     return state
 
@@ -153,10 +160,11 @@ def export_run(workdir: str, output: str) -> dict[str, float]:
         raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints to export")
     data = experiment.load_data(config)
     painters = actors.Actors(config)
+    # What the file will hold: the weights rounded to float16 and read back as float32.
+    stored = _agent(_network_arrays(state, config, np.float16), config, {}, output)
     try:
         evaluate = experiment.evaluator(config, painters, data.held_out, data.held_out_labels)
-        save_agent(output, state, config)
-        metrics = {"step": int(state.step), **evaluate(with_agent(state, load_agent(output)))}
+        metrics = {"step": int(state.step), **evaluate(with_agent(state, stored))}
     finally:
         painters.close()
     save_agent(output, state, config, metrics)

@@ -44,7 +44,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from thesis_jax.core import TrainState
+from thesis_jax.core import TrainState, parallel
 from thesis_jax.spiral import losses, networks, renderers, replay
 from thesis_jax.spiral.envs import jax_paint
 from thesis_jax.spiral.envs.spec import PaintConfig
@@ -119,10 +119,7 @@ class SpiralState:
 def with_tuned(state: SpiralState, config: Mapping[str, Any]) -> SpiralState:
     """`state` with the entropy cost and policy learning rate of `config`: on resume the
     command's values win over the checkpoint's (PBT changes them between rounds)."""
-    tuned = make_tuned(config)
-    return state.replace(
-        tuned=jax.tree.map(lambda old, new: jax.device_put(new, old.sharding), state.tuned, tuned)
-    )
+    return state.replace(tuned=parallel.placed_like(make_tuned(config), state.tuned))
 
 
 class Trajectory(NamedTuple):
