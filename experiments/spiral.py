@@ -129,7 +129,7 @@ def compare_rewards(
             reward: float(np.mean(values)) for reward, values in readable.items() if values
         },
         "readability_ceiling": float(np.mean(ceiling)) if ceiling else None,
-        "curves": report.plot_l2_curves(runs, os.path.join(workdir, "l2_curves.png")),
+        "curves": report.plot_curves(runs, os.path.join(workdir, "l2_curves.png")),
     }
     if jax.process_index() == 0:
         core.write_atomic(os.path.join(workdir, "comparison.json"), json.dumps(summary, indent=2))

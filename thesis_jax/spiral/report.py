@@ -2,9 +2,9 @@
 
 `save_samples` draws targets beside their reconstructions (or samples, unconditional) as a PNG
 and the episodes stroke by stroke as a GIF; `l2_to_targets` is the held-out l2 of eq. (6.3.4)'s
-l2 reward; `write_results` records a finished run's held-out metrics; `plot_l2_curves` draws
-held-out l2 over training for several runs (fig. 6.9a: critic reward against l2 reward), and
-`plot_curves` any held-out metrics (readability beside l2), also from the command line:
+l2 reward; `write_results` records a finished run's held-out metrics; `plot_curves` draws
+held-out l2, and readability beside it, over training for several runs (fig. 6.9a: critic reward
+against l2 reward), also from the command line:
 
     python -m thesis_jax.spiral.report --run="critic=runs/a" --run="l2=runs/b" --output=c.png
 """
@@ -63,12 +63,6 @@ def write_results(result: core.LoopResult, workdir: str) -> None:
         summary = {"step": result.step, **result.eval_metrics}
         core.write_atomic(os.path.join(workdir, "results.json"), json.dumps(summary, indent=2))
         absl_logging.info("held-out %s; pictures in %s", summary, workdir)
-
-
-def plot_l2_curves(runs: dict[str, str], path: str) -> str:
-    """Held-out l2 over training for several runs (fig. 6.9a: critic reward vs l2 reward), and
-    beside it readability where the runs measured it (`plot_curves`)."""
-    return plot_curves(runs, path)
 
 
 CURVES = {
