@@ -18,7 +18,7 @@ CONVS = [  # (size, channels, features, kernel, stride, padding)
     (16, 3, 4, 4, 2, "VALID"),
     (8, 3, 4, 3, 1, "SAME"),
 ]
-TRANSPOSED = [(4, 8, 8, 4, 2), (4, 2, 3, 3, 2), (5, 3, 4, 5, 2), (6, 2, 3, 3, 3)]
+TRANSPOSED = [(4, 8, 8, 4, 2), (4, 2, 3, 3, 2), (5, 3, 4, 5, 2), (6, 2, 3, 3, 3), (3, 2, 3, 1, 2)]
 
 
 def _pair(flax_layer, ours, x):

@@ -9,6 +9,7 @@ sec. 6.4.3) and one batch size, so each jitted function compiles once."""
 import functools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -243,6 +244,42 @@ def test_unroll_matches_stepping(policy):
         np.testing.assert_allclose(got_x, jnp.stack(want_x), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("blind", [False, True])
+def test_input_conv_equals_one_convolution_over_all_planes(blind):
+    """The encoder's first convolution, computed a group of planes at a time (coordinates once,
+    the target once per episode), equals `nn.Conv` over their concatenation in value and
+    gradient, with the same parameters; a blind policy's canvas counts as zeros."""
+    steps, episodes = 3, 2
+    keys = jax.random.split(jax.random.key(1), 3)
+    canvas = jax.random.uniform(keys[0], (steps * episodes, SIZE, SIZE, 1))
+    target = jax.random.uniform(keys[1], (episodes, SIZE, SIZE, 1))
+    ours = networks.InputConv(5)
+    theirs = nn.Conv(5, (5, 5))
+    params = ours.init(keys[2], canvas, target, blind)
+    assert jax.tree.map(jnp.shape, params) == jax.tree.map(
+        jnp.shape, theirs.init(keys[2], jnp.zeros((1, SIZE, SIZE, 4)))
+    )
+    params = jax.tree.map(lambda p: jax.random.normal(keys[2], p.shape), params)
+
+    def reference(params, canvas):
+        line = jnp.linspace(-1.0, 1.0, SIZE)
+        rows, cols = jnp.meshgrid(line, line, indexing="ij")
+        planes = jnp.broadcast_to(jnp.stack([rows, cols], -1), (steps * episodes, SIZE, SIZE, 2))
+        seen = jnp.zeros_like(canvas) if blind else canvas
+        targets = jnp.tile(target, (steps, 1, 1, 1))  # time-major: row i sees target i % B
+        return theirs.apply(params, jnp.concatenate([planes, seen, targets], -1))
+
+    def mine(params, canvas):
+        return ours.apply(params, canvas, target, blind)
+
+    np.testing.assert_allclose(mine(params, canvas), reference(params, canvas), atol=1e-4)
+    grads = [
+        jax.grad(lambda p, f=f: jnp.sum(jnp.sin(f(p, canvas))))(params) for f in (mine, reference)
+    ]
+    for a, b in zip(*map(jax.tree.leaves, grads), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-3, rtol=1e-4)
+
+
 def test_policy_rejects_bad_inputs(policy):
     module, params = policy
     inputs, carry, key = random_inputs(0), random_carry(0), jax.random.key(0)
@@ -256,6 +293,8 @@ def test_policy_rejects_bad_inputs(policy):
         trace(inputs, carry, None)
     with pytest.raises(AssertionError):  # last_action misses a component
         trace(inputs._replace(last_action=inputs.last_action[:, 1:]), carry, key)
+    with pytest.raises(ValueError, match="not whole steps"):  # 64 canvases, 3 targets
+        trace(inputs._replace(target=inputs.target[:3]), carry, key)
     unconditional = networks.make_policy(PAINT, SMALL._replace(conditional=False))
     with pytest.raises(ValueError, match="unconditional"):
         jax.eval_shape(unconditional.init, key, inputs, carry, rng=key)

@@ -9,9 +9,9 @@ forward pass. Both layers have exact stride-1 forms:
 - a k x k convolution with stride s (k a multiple of s) is a (k/s) x (k/s) stride-1 convolution of
   the input rearranged space-to-depth (each s x s block of pixels becomes one pixel of s*s*C
   channels), with the kernel's taps regrouped the same way;
-- a k x k transposed convolution with stride s ("SAME") is a stride-1 convolution of the input
-  with s*s*F output channels, one group per output phase, rearranged depth-to-space (sub-pixel
-  convolution, Shi et al. 2016), whose kernel holds each phase's taps of the original kernel.
+- a k x k transposed convolution with stride s ("SAME") is s*s stride-1 convolutions of the
+  input, one per output phase with that phase's taps of the kernel, interleaved depth-to-space
+  (sub-pixel convolution, Shi et al. 2016).
 
 `Conv` and `ConvTranspose` take the arguments the project uses of their Flax namesakes
 (`features`, `kernel_size`, `strides`, `padding` "SAME" for both, also "VALID" for `Conv`,
@@ -75,20 +75,26 @@ def _strided_conv_fwd(x, kernel, strides, padding):
 
 def _strided_conv_bwd(strides, padding, residuals, grad):
     x, kernel = residuals
-    _, vjp = jax.vjp(lambda x, k: space_to_depth_conv(x, k, strides, padding), x, kernel)
-    return vjp(grad)
+    blocks, blocks_vjp = jax.vjp(lambda x: _to_blocks(x, kernel.shape, strides, padding), x)
+    # Materialised here, the blocks reach the kernel gradient's convolution, which reads them
+    # transposed batch-minor, by a plain transposition; fused with the padding and the
+    # space-to-depth into one loop, that transposition was a quarter of the time of SPIRAL's
+    # policy step on a CPU (tests/core/test_layers.py checks the gradients are unchanged).
+    blocks = jax.lax.optimization_barrier(blocks)
+    _, conv_vjp = jax.vjp(lambda b, k: _conv(b, _block_kernel(k, strides)), blocks, kernel)
+    grad_blocks, grad_kernel = conv_vjp(grad)
+    return blocks_vjp(grad_blocks)[0], grad_kernel
 
 
 strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
-def space_to_depth_conv(
-    x: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str
+def _to_blocks(
+    x: jax.Array, kernel_shape: tuple[int, ...], strides: tuple[int, int], padding: str
 ) -> jax.Array:
-    """`lax.conv` with `strides` (NHWC, HWIO) as a stride-1 convolution after space-to-depth."""
-    (kh, kw, c, f), (sh, sw) = kernel.shape, strides
-    if (sh, sw) == (1, 1):
-        return _conv(x, kernel, padding)
+    """The input of `space_to_depth_conv`'s stride-1 convolution: `x` padded as `padding` pads
+    it for `kernel_shape` and `strides`, cut to whole blocks, then space-to-depth."""
+    (kh, kw, _, _), (sh, sw) = kernel_shape, strides
     if padding == "SAME":
         pads = [_same_padding(x.shape[1], kh, sh), _same_padding(x.shape[2], kw, sw)]
     elif padding == "VALID":
@@ -97,7 +103,6 @@ def space_to_depth_conv(
         raise ValueError(f"padding must be 'SAME' or 'VALID', got {padding!r}")
     # Taps beyond a multiple of the stride are zero; the padded input is cut to whole blocks.
     th, tw = -(-kh // sh) * sh, -(-kw // sw) * sw
-    kernel = jnp.pad(kernel, ((0, th - kh), (0, tw - kw), (0, 0), (0, 0)))
     out_h = (x.shape[1] + sum(pads[0]) - kh) // sh + 1
     out_w = (x.shape[2] + sum(pads[1]) - kw) // sw + 1
     need_h, need_w = (out_h - 1) * sh + th, (out_w - 1) * sw + tw
@@ -106,39 +111,68 @@ def space_to_depth_conv(
         x[:, :need_h, :need_w],
         ((0, 0), (0, max(0, need_h - x.shape[1])), (0, max(0, need_w - x.shape[2])), (0, 0)),
     )
-    blocks = space_to_depth(x, (sh, sw))
+    return space_to_depth(x, (sh, sw))
+
+
+def _block_kernel(kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
+    """The kernel of `space_to_depth_conv`'s stride-1 convolution: [kh, kw, C, F] zero-padded to
+    multiples of the strides, taps regrouped to [kh/sh, kw/sw, sh * sw * C, F]."""
+    (kh, kw, c, f), (sh, sw) = kernel.shape, strides
+    th, tw = -(-kh // sh) * sh, -(-kw // sw) * sw
+    kernel = jnp.pad(kernel, ((0, th - kh), (0, tw - kw), (0, 0), (0, 0)))
     # kernel[b_h * sh + r_h, b_w * sw + r_w, c, f] -> [b_h, b_w, (r_h, r_w, c), f]
     kernel = kernel.reshape(th // sh, sh, tw // sw, sw, c, f).transpose(0, 2, 1, 3, 4, 5)
-    return _conv(blocks, kernel.reshape(th // sh, tw // sw, sh * sw * c, f))
+    return kernel.reshape(th // sh, tw // sw, sh * sw * c, f)
+
+
+def space_to_depth_conv(
+    x: jax.Array, kernel: jax.Array, strides: tuple[int, int], padding: str
+) -> jax.Array:
+    """`lax.conv` with `strides` (NHWC, HWIO) as a stride-1 convolution after space-to-depth."""
+    if tuple(strides) == (1, 1):
+        return _conv(x, kernel, padding)
+    return _conv(_to_blocks(x, kernel.shape, strides, padding), _block_kernel(kernel, strides))
+
+
+def _phase_taps(kernel_size: int, stride: int) -> list[list[tuple[int, int]]]:
+    """For each output phase r of one axis of a "SAME" transposed convolution, its (tap, input
+    offset) pairs: output m = s*o + r reads input o + offset through kernel tap i."""
+    # lax pads the dilated input by `before` (of k + s - 2) and correlates with the kernel.
+    total = kernel_size + stride - 2
+    before = kernel_size - 1 if stride > kernel_size - 1 else -(-total // 2)
+    return [
+        [
+            (i, (r + i - before) // stride)
+            for i in range(kernel_size)
+            if (r + i - before) % stride == 0
+        ]
+        for r in range(stride)
+    ]
 
 
 def transposed_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -> jax.Array:
-    """`lax.conv_transpose(..., padding="SAME")` (HWIO kernel, not transposed) as a stride-1
-    convolution with one group of output channels per phase, then depth-to-space."""
-    (kh, kw, c, f), (sh, sw) = kernel.shape, strides
-    axes = []
-    for k, s in ((kh, sh), (kw, sw)):
-        # lax pads the dilated input by `before` (of k + s - 2) and correlates with the kernel:
-        # output m = s*o + r reads input o + (r + i - before) / s through tap i.
-        total = k + s - 2
-        before = k - 1 if s > k - 1 else -(-total // 2)
-        offsets = {
-            (r, i): (r + i - before) // s
-            for r in range(s)
-            for i in range(k)
-            if (r + i - before) % s == 0
-        }
-        low, high = min(offsets.values()), max(offsets.values())
-        axes.append((offsets, low, high))
-    (oh, lo_h, hi_h), (ow, lo_w, hi_w) = axes
-    taps_h, taps_w = hi_h - lo_h + 1, hi_w - lo_w + 1
-    phased = jnp.zeros((taps_h, taps_w, c, sh, sw, f), kernel.dtype)
-    for (rh, ih), dh in oh.items():
-        for (rw, iw), dw in ow.items():
-            phased = phased.at[dh - lo_h, dw - lo_w, :, rh, rw].set(kernel[ih, iw])
-    padding = ((-lo_h, hi_h), (-lo_w, hi_w))
-    out = _conv(x, phased.reshape(taps_h, taps_w, c, sh * sw * f), padding)
-    return depth_to_space(out, (sh, sw))
+    """`lax.conv_transpose(..., padding="SAME")` (HWIO kernel, not transposed) as one stride-1
+    convolution per output phase, interleaved depth-to-space (sub-pixel convolution).
+
+    Each phase convolves with its own taps only (a 4x4 kernel, stride 2: four 2x2 convolutions),
+    a third of the work of one convolution whose kernel holds every phase's taps padded to 3x3.
+    """
+    (kh, kw, _, f), (sh, sw) = kernel.shape, strides
+    rows, cols = _phase_taps(kh, sh), _phase_taps(kw, sw)
+    phases = []
+    for taps_h in rows:
+        for taps_w in cols:
+            if not taps_h or not taps_w:  # a kernel smaller than the stride misses this phase
+                phases.append(jnp.zeros((*x.shape[:3], f), x.dtype))
+                continue
+            # Within a phase the taps are every s-th one and their input offsets consecutive: a
+            # dense kernel, the taps in the order of their offsets.
+            (first_h, low_h), (last_h, high_h) = taps_h[0], taps_h[-1]
+            (first_w, low_w), (last_w, high_w) = taps_w[0], taps_w[-1]
+            phase_kernel = kernel[first_h : last_h + 1 : sh, first_w : last_w + 1 : sw]
+            phases.append(_conv(x, phase_kernel, ((-low_h, high_h), (-low_w, high_w))))
+    out = jnp.stack(phases, 3)  # [N, H, W, sh * sw, F], phases (row phase, column phase)
+    return depth_to_space(out.reshape(*x.shape[:3], sh * sw * f), (sh, sw))
 
 
 class _Convolution(nn.Module):

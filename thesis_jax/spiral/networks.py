@@ -87,7 +87,9 @@ class PolicyInputs(NamedTuple):
 
     canvas: jax.Array  # float [B, H, W, C] in [0, 1]
     last_action: jax.Array  # int32 [B, num_components], spec order; zeros after reset
-    target: jax.Array | None = None  # float [B, H, W, C'] in [0, 1]; conditional policies only
+    # float [B, H, W, C'] in [0, 1]; conditional policies only. Or [B', H, W, C'] with B a multiple
+    # of B': the canvases are several steps of B' episodes, time-major (row i sees target i % B').
+    target: jax.Array | None = None
 
 
 class PolicyOutput(NamedTuple):
@@ -155,6 +157,48 @@ class ComponentEmbedding(nn.Module):
         return nn.Embed(self.size, self.features)(action)
 
 
+class InputConv(nn.Module):
+    """The encoder's first 5x5 convolution over [coordinate planes, canvas, target] (fig. A.2),
+    one group of input channels at a time (the same parameters as `nn.Conv` over their
+    concatenation, and the same outputs up to float rounding).
+
+    A convolution is linear in its input channels, so the coordinate planes, the same for every
+    image, are convolved once; a blind policy's canvas, all zeros, not at all; and a target
+    shared by several steps of an episode once per episode. `unroll` scores T steps of B episodes
+    with B targets: the input convolution, whose kernel gradient XLA:CPU computes slowly for few
+    channels, then runs over T * B canvases of one channel instead of four.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (5, 5)
+
+    @nn.compact
+    def __call__(self, canvas: jax.Array, target: jax.Array | None, blind: bool) -> jax.Array:
+        batch, height, width, channels = canvas.shape
+        inputs = 2 + channels + (0 if target is None else target.shape[-1])
+        kernel = self.param(
+            "kernel", nn.initializers.lecun_normal(), (*self.kernel_size, inputs, self.features)
+        )
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+
+        def conv(x: jax.Array, taps: jax.Array) -> jax.Array:
+            return jax.lax.conv_general_dilated(
+                x, taps, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+
+        rows = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, height)[:, None], (height, width))
+        cols = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, width)[None, :], (height, width))
+        out = conv(jnp.stack([rows, cols], -1)[None], kernel[:, :, :2]) + bias
+        if not blind:
+            out = out + conv(canvas.astype(jnp.float32), kernel[:, :, 2 : 2 + channels])
+        if target is not None:
+            shared = conv(target.astype(jnp.float32), kernel[:, :, 2 + channels :])
+            repeats = batch // target.shape[0]  # time-major steps of the same episodes
+            shared = jnp.broadcast_to(shared, (repeats, *shared.shape))
+            out = out + shared.reshape(batch, *shared.shape[2:])
+        return jnp.broadcast_to(out, (batch, *out.shape[1:]))
+
+
 class Encoder(nn.Module):
     """Fig. A.2 up to the LSTM: canvas (+ target), last action -> embedding [B, embedding_size]."""
 
@@ -165,14 +209,8 @@ class Encoder(nn.Module):
     def __call__(self, inputs: PolicyInputs) -> jax.Array:
         cfg = self.config
         batch, height, width = inputs.canvas.shape[:3]
-        rows = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, height)[:, None], (height, width))
-        cols = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, width)[None, :], (height, width))
-        planes = [jnp.broadcast_to(jnp.stack([rows, cols], -1), (batch, height, width, 2))]
-        canvas = inputs.canvas.astype(jnp.float32)
-        planes.append(jnp.zeros_like(canvas) if cfg.blind else canvas)
-        if cfg.conditional:
-            planes.append(inputs.target.astype(jnp.float32))
-        x = nn.Conv(cfg.channels, (5, 5), name="input_conv")(jnp.concatenate(planes, -1))
+        target = inputs.target if cfg.conditional else None
+        x = InputConv(cfg.channels, name="input_conv")(inputs.canvas, target, cfg.blind)
 
         grids = spatial_components(self.action_spec, cfg.spatial_components)
         codes = [
@@ -308,7 +346,12 @@ class PolicyNet(nn.Module):
             if inputs.target is None:
                 raise ValueError("a conditional policy needs `target` images")
             chex.assert_rank(inputs.target, 4)
-            chex.assert_equal_shape_prefix([inputs.canvas, inputs.target], 3)
+            chex.assert_equal(inputs.target.shape[1:3], inputs.canvas.shape[1:3])
+            if inputs.canvas.shape[0] % inputs.target.shape[0]:
+                raise ValueError(
+                    f"{inputs.canvas.shape[0]} canvases are not whole steps of "
+                    f"{inputs.target.shape[0]} targets' episodes"
+                )
         elif inputs.target is not None:
             raise ValueError(
                 "this policy is unconditional; build it with PolicyConfig(conditional=True) "
@@ -432,10 +475,9 @@ def unroll(
     def merge(x: jax.Array) -> jax.Array:
         return x.reshape(steps * batch, *x.shape[2:])
 
-    if target is not None:
+    if target is not None:  # one per episode: the encoder broadcasts it over the T steps
         chex.assert_rank(target, 4)
         chex.assert_axis_dimension(target, 0, batch)
-        target = merge(jnp.broadcast_to(target, (steps, *target.shape)))
     apply = _apply_fn(module)
     inputs = PolicyInputs(merge(canvases), merge(last_actions), target)
     embeddings = apply(params, inputs, method=PolicyNet.encode)
