@@ -18,11 +18,14 @@ when there is one); libmypaint always runs on the CPU.
 `--profile` also times the three parts of the JaxPaint step on their own (each jitted): the
 rollout (policy and renderer, `lax.scan` over the episode), the policy learner's step (unroll,
 teacher-forced decoder, A2C gradient) and the critic learner's step (WGAN-GP with its gradient
-penalty). `--batch-sizes=64,256,1024` adds JaxPaint rows at those batch sizes (episodes/s as
-the batch grows: the GPU measurement of the SPIRAL speed issue).
+penalty). `--trace` lists the costliest XLA operations of the whole step (jax.profiler: CPU
+time summed over threads), each with the layer and primitive it came from.
+`--batch-sizes=64,256,1024` adds JaxPaint rows at those batch sizes (episodes/s as the batch
+grows: the GPU measurement of the SPIRAL speed issue).
 
     make bench
     .venv/bin/python benchmarks/spiral_train.py --preset=digits --steps=5 --repeats=3
+    .venv/bin/python benchmarks/spiral_train.py --preset=digits --profile --trace
     .venv/bin/python benchmarks/spiral_train.py --preset=mnist_cond --profile \
         --batch-sizes=64,256,1024
 """
@@ -35,6 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint's OpenMP pool, one t
 
 import argparse
 import pathlib
+import re
 import statistics
 import sys
 import time
@@ -121,6 +125,92 @@ def profile_parts(config, steps: int, repeats: int) -> list[dict]:
     return rows
 
 
+_OP_NAME = re.compile(r'op_name="([^"]+)"')
+
+
+def _layers_of_ops(hlo_text: str) -> dict[str, str]:
+    """{HLO instruction: "layer primitive[, backward]"} from a compiled program's text: a fusion
+    is named after the first instruction of its computation that records where it came from."""
+    origin, computation, calls = {}, None, {}
+    for line in hlo_text.splitlines():
+        header = re.match(r"^(?:ENTRY )?%(\S+) ", line)
+        if header:
+            computation = header.group(1)
+            continue
+        assigned = re.match(r"^\s+(?:ROOT )?%(\S+) = ", line)
+        if not assigned:
+            continue
+        name, op_name = assigned.group(1), _OP_NAME.search(line)
+        if op_name:
+            origin.setdefault(name, op_name.group(1))
+            origin.setdefault(computation, op_name.group(1))
+        called = re.search(r"calls=%(\S+?)[,}\s]", line)
+        if called:
+            calls[name] = called.group(1)
+    for name, computation in calls.items():
+        if name not in origin and computation in origin:
+            origin[name] = origin[computation]
+
+    def readable(op_name: str) -> str:
+        """ "jit(update)/transpose(jvp(Critic))/conv_2/conv_general_dilated" -> "Critic/conv_2
+        conv_general_dilated (backward)"; a scan's body (the rollout, the LSTM) is "scan"."""
+        path = []
+        for part in op_name.split("/")[1:]:
+            while (inner := re.fullmatch(r"[\w.]+\((.*)\)", part)) is not None:
+                part = inner.group(1)  # jvp(...), transpose(...): the function inside
+            if part == "while":
+                part = "scan"
+            if part and part not in ("body", "eval_jaxpr") and part not in path[-1:]:
+                path.append(part)
+        backward = " (backward)" if "transpose(" in op_name else ""
+        *layer, primitive = path or ["?"]
+        return f"{'/'.join(layer) or '-'} {primitive}{backward}"
+
+    return {name: readable(op_name) for name, op_name in origin.items()}
+
+
+def trace_ops(config, steps: int, top: int = 12) -> list[dict]:
+    """CPU time per XLA operation of `train.update` over `steps` steps (jax.profiler), the `top`
+    most costly with the layer and primitive each came from."""
+    import collections
+    import glob
+    import tempfile
+
+    from jax.profiler import ProfileData
+
+    state = experiment.init_state(config)
+    update = jax.jit(train.update)
+    batch = {"target": _targets(config, config.batch_size)}
+    layers = _layers_of_ops(update.lower(state, batch).compile().as_text())
+    for _ in range(2):  # compile, warm up
+        state = update(state, batch)[0]
+    jax.block_until_ready(state)
+    with tempfile.TemporaryDirectory() as trace_dir:
+        with jax.profiler.trace(trace_dir):
+            for _ in range(steps):
+                state = update(state, batch)[0]
+            jax.block_until_ready(state)
+        (path,) = glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
+        profile = ProfileData.from_file(path)
+    nanoseconds = collections.Counter()
+    for plane in profile.planes:
+        for line in plane.lines:
+            for event in line.events:
+                # XLA's ops; not the executor's own spans, nor loops that hold other ops
+                if event.name in layers and not event.name.startswith(("while", "call")):
+                    nanoseconds[event.name] += event.duration_ns
+    total = sum(nanoseconds.values())
+    return [
+        {
+            "op": name,
+            "layer": layers[name],
+            "ms_per_step": ns / 1e6 / steps,
+            "share": ns / total,
+        }
+        for name, ns in nanoseconds.most_common(top)
+    ]
+
+
 def bench_libmypaint(config, steps: int, repeats: int, num_actors: int) -> dict:
     config = config.copy_and_resolve_references()
     config.renderer = "libmypaint"
@@ -149,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json-out", default="")
     parser.add_argument("--profile", action="store_true", help="time the step's three parts")
     parser.add_argument("--batch-sizes", default="", help="comma-separated extra JaxPaint batches")
+    parser.add_argument("--trace", action="store_true", help="CPU time per XLA op of the step")
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.override)
     config = core.get_config(args.preset, str(PRESETS), overrides)
@@ -189,8 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         for part in parts:
             share = part["seconds"] / total
             print(f"  {part['name']:<30}{part['seconds'] * 1e3:>9.1f} ms{share:>8.0%}")
+    ops = trace_ops(config, args.steps) if args.trace else []
+    if ops:
+        print("the costliest XLA ops of a JaxPaint step (CPU time of every thread, per step):")
+        for op in ops:
+            print(
+                f"  {op['ms_per_step']:>8.1f} ms {op['share']:>5.0%}  {op['layer']}  [{op['op']}]"
+            )
     payload = {"preset": args.preset, "load_average": load, "rows": rows, "ratio": ratio}
-    write_json(args.json_out, {**payload, "batch_sizes": batches, "profile": parts})
+    write_json(args.json_out, {**payload, "batch_sizes": batches, "profile": parts, "ops": ops})
     return 0
 
 

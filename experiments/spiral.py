@@ -7,6 +7,7 @@ r"""SPIRAL experiments (thesis ch. 6): train a painting (or scene-building) agen
         --config.num_actors=8
     python -m experiments.spiral --config=digits --config.distributed=True --config.num_actors=4
     python -m experiments.spiral --config=digits --config.pbt_population=4 --config.pbt_rounds=5
+    python -m experiments.spiral --config=mnist_cond_cpu --compare=critic,l2,blind --seeds=0,1,2
 
 Renderers: `jax_paint` paints inside the jitted training step (one program for actors and both
 learners); `libmypaint` and `mujoco` run as host actors (`BatchedEnv`, `num_actors` processes).
@@ -33,6 +34,7 @@ from typing import Any
 import jax
 import ml_collections
 import numpy as np
+from absl import flags
 from absl import logging as absl_logging
 
 from thesis_jax import core
@@ -88,45 +90,73 @@ def run_pbt(config: ml_collections.ConfigDict, workdir: str) -> pbt.PopulationRe
     return result
 
 
+VARIANTS = {"critic": "critic reward", "l2": "l2 reward", "blind": "blind agent"}
+"""Fig. 6.9a's agents: the critic's reward, the l2 reward (sec. 6.3.3), and the critic's reward
+for a policy that never sees its canvas (sec. 6.4.3)."""
+
+
+def variant_config(config: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:
+    """`config`, a conditional preset with the critic reward, as fig. 6.9a's `variant`: the
+    same as its preset's `_l2` or `_blind` sibling (experiments/configs/spiral.py)."""
+    if variant not in VARIANTS:
+        raise core.ConfigError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
+    if not config.conditional or config.reward != "critic" or config.policy.blind:
+        raise core.ConfigError(
+            f"{config.preset!r} is not a conditional agent with the critic reward; compare "
+            "from one (e.g. mnist_cond_cpu, not its _l2 or _blind variants)"
+        )
+    config = config.copy_and_resolve_references()
+    config.reward = "l2" if variant == "l2" else "critic"
+    config.policy.blind = variant == "blind"
+    if variant != "critic":
+        config.preset = f"{config.preset}_{variant}"
+    return config
+
+
 def compare_rewards(
     workdir: str,
     *,
-    preset: str = "digits",
+    preset: str | ml_collections.ConfigDict = "digits",
     seeds: tuple[int, ...] = (0,),
     overrides: dict[str, Any] | None = None,
+    variants: tuple[str, ...] = ("critic", "l2"),
 ) -> dict[str, Any]:
-    """Fig. 6.9a: train a conditional preset with the critic reward and with the l2 reward.
+    """Fig. 6.9a: train a conditional preset with the critic reward, with the l2 reward and,
+    when `variants` names it, blind (`VARIANTS`).
 
-    Runs `preset` and `preset_l2` for every seed (in `workdir/<reward>_seed<N>`, resumable),
-    writes `workdir/l2_curves.png` and `workdir/comparison.json`, and returns the final held-out
-    l2 of every run and the mean per reward.
+    `preset` is a preset's name (with `overrides`) or its config. Runs every variant for every
+    seed (in `workdir/<variant>_seed<N>`, resumable), writes `workdir/l2_curves.png` and
+    `workdir/comparison.json`, and returns the final held-out l2 (and readability) of every run
+    and their mean per variant.
     """
+    if isinstance(preset, str):
+        preset = core.get_config(preset, _PRESETS, overrides)
     runs: dict[str, str] = {}
-    final: dict[str, list[float]] = {"critic": [], "l2": []}
-    readable: dict[str, list[float]] = {"critic": [], "l2": []}
+    final: dict[str, list[float]] = {variant: [] for variant in variants}
+    readable: dict[str, list[float]] = {variant: [] for variant in variants}
     ceiling: list[float] = []
     for seed in seeds:
-        for reward, name in (("critic", preset), ("l2", f"{preset}_l2")):
-            config = core.get_config(name, _PRESETS, {**(overrides or {}), "seed": seed})
-            if not config.conditional:
-                raise ValueError(f"{preset!r} is unconditional; the l2 reward needs targets")
-            run_dir = os.path.join(workdir, f"{reward}_seed{seed}")
+        for variant in variants:
+            config = variant_config(preset, variant)
+            config.seed = seed
+            run_dir = os.path.join(workdir, f"{variant}_seed{seed}")
             result = train_and_evaluate(config, run_dir)
             if result.interrupted:
                 raise KeyboardInterrupt(f"{run_dir} was interrupted; rerun to resume")
-            runs[f"{reward} reward (seed {seed})"] = run_dir
-            final[reward].append(result.eval_metrics["l2"])
+            runs[f"{VARIANTS[variant]} (seed {seed})"] = run_dir
+            final[variant].append(result.eval_metrics["l2"])
             if "readability" in result.eval_metrics:
-                readable[reward].append(result.eval_metrics["readability"])
+                readable[variant].append(result.eval_metrics["readability"])
                 ceiling.append(result.eval_metrics["readability_targets"])
     summary = {
-        "preset": preset,
+        "preset": preset.preset,
         "seeds": list(seeds),
+        "steps": preset.num_steps,
         "final_l2": final,
-        "mean_l2": {reward: float(np.mean(values)) for reward, values in final.items()},
+        "mean_l2": {variant: float(np.mean(values)) for variant, values in final.items()},
         "final_readability": readable,
         "mean_readability": {
-            reward: float(np.mean(values)) for reward, values in readable.items() if values
+            variant: float(np.mean(values)) for variant, values in readable.items() if values
         },
         "readability_ceiling": float(np.mean(ceiling)) if ceiling else None,
         "curves": report.plot_curves(runs, os.path.join(workdir, "l2_curves.png")),
@@ -193,12 +223,37 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
     )
 
 
-def main(config: ml_collections.ConfigDict, workdir: str) -> None:
-    if config.pbt_population:
+def main(
+    config: ml_collections.ConfigDict,
+    workdir: str,
+    *,
+    compare: tuple[str, ...] = (),
+    seeds: tuple[int, ...] = (0,),
+) -> None:
+    """One run of `config`; PBT when it has a population; with `compare` (`VARIANTS`), fig.
+    6.9a's runs of those variants for every seed (`compare_rewards`)."""
+    if compare:
+        summary = compare_rewards(workdir, preset=config, seeds=seeds, variants=tuple(compare))
+        absl_logging.info("fig. 6.9a: %s", json.dumps(summary))
+    elif config.pbt_population:
         run_pbt(config, workdir)
     else:
         train_and_evaluate(config, workdir)
 
 
+_COMPARE = flags.DEFINE_list(
+    "compare",
+    [],
+    f"Fig. 6.9a: train the preset as each of these variants ({', '.join(VARIANTS)}) for every "
+    "--seeds seed, in workdir/<variant>_seed<N>, and plot them together (l2_curves.png).",
+)
+_SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds of --compare's runs.")
+
+
+def _main_with_flags(config: ml_collections.ConfigDict, workdir: str) -> None:
+    seeds = tuple(int(seed) for seed in _SEEDS.value)
+    main(config, workdir, compare=tuple(_COMPARE.value), seeds=seeds)
+
+
 if __name__ == "__main__":
-    core.presets.run(main, name="spiral", preset_file=_PRESETS, default_preset="digits")
+    core.presets.run(_main_with_flags, name="spiral", preset_file=_PRESETS, default_preset="digits")

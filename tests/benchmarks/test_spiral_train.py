@@ -23,6 +23,7 @@ def test_benchmark_compares_jax_paint_and_libmypaint_actors(tmp_path):
             "--repeats=1",
             f"--json-out={json_out}",
             "--profile",
+            "--trace",
             "--batch-sizes=4,16",
             *(f"--override={o}" for o in tiny),
         ],
@@ -47,3 +48,8 @@ def test_benchmark_compares_jax_paint_and_libmypaint_actors(tmp_path):
     assert parts == ["rollout (policy + JaxPaint)", "policy step (A2C)", "critic step (WGAN-GP)"]
     assert all(part["seconds"] > 0 for part in payload["profile"])
     assert "where a JaxPaint step's time goes" in result.stdout
+    ops = payload["ops"]
+    assert ops and all(op["ms_per_step"] > 0 and 0 < op["share"] <= 1 for op in ops)
+    assert sum(op["share"] for op in ops) <= 1 + 1e-9
+    assert any(op["layer"].startswith(("PolicyNet", "Critic")) for op in ops), ops
+    assert "the costliest XLA ops" in result.stdout

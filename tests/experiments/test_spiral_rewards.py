@@ -3,6 +3,7 @@ offline `digits` preset and on real MNIST (slow: two training runs each), and th
 that shows it."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -96,3 +97,51 @@ def test_tour_section_shows_readability_beside_l2(tmp_path, monkeypatch):
     assert re.search(r"<td>critic \(WGAN-GP\)</td><td>8\.07</td><td>0\.41</td>", page), page
     assert re.search(r"<td>l2</td><td>10\.39</td><td>0\.23</td>", page), page
     assert calls[0]["num_steps"] == 20
+
+
+def test_compare_trains_every_variant_for_every_seed(tmp_path, monkeypatch):
+    """`main(..., compare=...)` (the binary's --compare and --seeds): each variant's config is
+    its sibling preset's with the seed set, each run has its own workdir, and the summary and
+    figure gather them (training replaced by a stand-in that logs two evaluations)."""
+    from types import SimpleNamespace
+
+    from thesis_jax import core
+
+    configs = []
+
+    def train_and_evaluate(config, workdir):
+        configs.append((config, workdir))
+        final = {"l2": 9.0 + len(configs), "readability": 0.5, "readability_targets": 0.99}
+        writer = core.metrics.MetricWriter(workdir, tensorboard=False)
+        writer.scalars(10, {"eval/l2": 12.0}, echo=False)
+        writer.scalars(20, {f"eval/{k}": v for k, v in final.items()}, echo=False)
+        writer.close()
+        return SimpleNamespace(interrupted=False, eval_metrics=final)
+
+    monkeypatch.setattr(spiral, "train_and_evaluate", train_and_evaluate)
+    base = core.get_config("mnist_cond_cpu", spiral._PRESETS, {"num_steps": 20})
+    spiral.main(base, str(tmp_path), compare=("critic", "l2", "blind"), seeds=(0, 1))
+    for variant, preset in (("l2", "mnist_cond_cpu_l2"), ("blind", "mnist_cond_cpu_blind")):
+        sibling = core.get_config(preset, spiral._PRESETS, {"num_steps": 20})
+        assert spiral.variant_config(base, variant).to_dict() == sibling.to_dict()
+    assert [(c.preset, c.seed, os.path.basename(w)) for c, w in configs] == [
+        ("mnist_cond_cpu", 0, "critic_seed0"),
+        ("mnist_cond_cpu_l2", 0, "l2_seed0"),
+        ("mnist_cond_cpu_blind", 0, "blind_seed0"),
+        ("mnist_cond_cpu", 1, "critic_seed1"),
+        ("mnist_cond_cpu_l2", 1, "l2_seed1"),
+        ("mnist_cond_cpu_blind", 1, "blind_seed1"),
+    ]
+    summary = json.loads((tmp_path / "comparison.json").read_text())
+    assert summary["final_l2"] == {
+        "critic": [10.0, 13.0],
+        "l2": [11.0, 14.0],
+        "blind": [12.0, 15.0],
+    }
+    assert summary["mean_l2"]["blind"] == 13.5
+    assert summary["readability_ceiling"] == pytest.approx(0.99)
+    picture(summary["curves"])
+    with pytest.raises(core.ConfigError, match="unknown variant"):
+        spiral.variant_config(base, "greedy")
+    with pytest.raises(core.ConfigError, match="not a conditional agent with the critic reward"):
+        spiral.variant_config(spiral.variant_config(base, "l2"), "blind")

@@ -75,9 +75,9 @@ def plot_curves(runs: dict[str, str], path: str, metrics: tuple[str, ...] = tupl
     """One panel per metric (`CURVES`) of held-out evaluations over training, one line per run.
 
     runs: {label: workdir}; each workdir's `metrics.jsonl` must hold `eval/l2` records; a metric
-    no run logged gets no panel. Labels of the form "NAME (anything)" share one colour per NAME,
-    so seeds of one reward match. The readability panel marks the reader's accuracy on the
-    targets themselves, the ceiling, with a dashed line.
+    no run logged gets no panel. Labels of the form "NAME (anything)" share one colour and one
+    legend entry per NAME, so seeds of one reward match. The readability panel marks the
+    reader's accuracy on the targets themselves, the ceiling, with a dashed line.
     """
     import matplotlib
 
@@ -91,15 +91,21 @@ def plot_curves(runs: dict[str, str], path: str, metrics: tuple[str, ...] = tupl
             raise ValueError(f"{workdir} has no eval/l2 records yet")
     shown = [m for m in metrics if any(f"eval/{m}" in r for rs in records.values() for r in rs)]
     figure, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), dpi=120, squeeze=False)
-    colours: dict[str, str] = {}
+    names = [label.split(" (")[0] for label in records]
+    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(names))}
     for axis, metric in zip(axes[0], shown, strict=True):
-        ceilings = []
-        for label, rows in records.items():
+        ceilings, labelled = [], set()
+        for (label, rows), name in zip(records.items(), names, strict=True):
             rows = [r for r in rows if f"eval/{metric}" in r]
-            colour = colours.setdefault(label.split(" (")[0], f"C{len(colours)}")
             steps = [r["step"] for r in rows]
             values = [r[f"eval/{metric}"] for r in rows]
-            axis.plot(steps, values, color=colour, marker=".", label=label)
+            runs_of_name = names.count(name)
+            if name in labelled:  # one legend entry per name
+                label = "_nolegend_"
+            elif runs_of_name > 1:
+                label = f"{name} ({runs_of_name} runs)"
+            labelled.add(name)
+            axis.plot(steps, values, color=colours[name], marker=".", label=label)
             ceilings += [r[f"eval/{metric}_targets"] for r in rows if f"eval/{metric}_targets" in r]
         if ceilings:
             axis.axhline(np.mean(ceilings), color="grey", linestyle="--", label="the targets")
