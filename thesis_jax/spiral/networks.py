@@ -165,8 +165,8 @@ class InputConv(nn.Module):
     A convolution is linear in its input channels, so the coordinate planes, the same for every
     image, are convolved once; a blind policy's canvas, all zeros, not at all; and a target
     shared by several steps of an episode once per episode. `unroll` scores T steps of B episodes
-    with B targets: the input convolution, whose kernel gradient XLA:CPU computes slowly for few
-    channels, then runs over T * B canvases of one channel instead of four.
+    with B targets: the convolution and its kernel gradient then run over T * B canvases of one
+    channel, B targets and one coordinate image, instead of T * B images of four channels.
     """
 
     features: int
