@@ -131,6 +131,8 @@ def compare_rewards(
     """
     if isinstance(preset, str):
         preset = core.get_config(preset, _PRESETS, overrides)
+    for variant in variants:  # every name checked before the first run starts
+        variant_config(preset, variant)
     runs: dict[str, str] = {}
     final: dict[str, list[float]] = {variant: [] for variant in variants}
     readable: dict[str, list[float]] = {variant: [] for variant in variants}
@@ -251,7 +253,10 @@ _SEEDS = flags.DEFINE_list("seeds", ["0"], "Seeds of --compare's runs.")
 
 
 def _main_with_flags(config: ml_collections.ConfigDict, workdir: str) -> None:
-    seeds = tuple(int(seed) for seed in _SEEDS.value)
+    try:
+        seeds = tuple(int(seed) for seed in _SEEDS.value)
+    except ValueError as error:
+        raise core.ConfigError(f"--seeds takes integers, got {_SEEDS.value}") from error
     main(config, workdir, compare=tuple(_COMPARE.value), seeds=seeds)
 
 
