@@ -129,7 +129,7 @@ _OP_NAME = re.compile(r'op_name="([^"]+)"')
 
 
 def _layers_of_ops(hlo_text: str) -> dict[str, str]:
-    """{HLO instruction: "layer primitive[, backward]"} from a compiled program's text: a fusion
+    """{HLO instruction: "layer primitive[ (backward)]"} from a compiled program's text: a fusion
     is named after the first instruction of its computation that records where it came from."""
     origin, computation, calls = {}, None, {}
     for line in hlo_text.splitlines():
