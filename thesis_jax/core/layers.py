@@ -40,7 +40,8 @@ def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _conv(x: jax.Array, kernel: jax.Array, padding: Any = "VALID") -> jax.Array:
+def conv(x: jax.Array, kernel: jax.Array, padding: Any = "VALID") -> jax.Array:
+    """A stride-1 `lax` convolution, NHWC input, HWIO kernel (no bias)."""
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DIMENSIONS)
 
 
@@ -82,7 +83,7 @@ def _strided_conv_bwd(strides, padding, residuals, grad):
     # one cache-hostile loop: a quarter of the CPU time of SPIRAL's policy step, against about a
     # tenth of the whole step now (`benchmarks/spiral_train.py --trace`).
     blocks = jax.lax.optimization_barrier(blocks)
-    _, conv_vjp = jax.vjp(lambda b, k: _conv(b, _block_kernel(k, strides)), blocks, kernel)
+    _, conv_vjp = jax.vjp(lambda b, k: conv(b, _block_kernel(k, strides)), blocks, kernel)
     grad_blocks, grad_kernel = conv_vjp(grad)
     return blocks_vjp(grad_blocks)[0], grad_kernel
 
@@ -131,8 +132,8 @@ def space_to_depth_conv(
 ) -> jax.Array:
     """`lax.conv` with `strides` (NHWC, HWIO) as a stride-1 convolution after space-to-depth."""
     if tuple(strides) == (1, 1):
-        return _conv(x, kernel, padding)
-    return _conv(_to_blocks(x, kernel.shape, strides, padding), _block_kernel(kernel, strides))
+        return conv(x, kernel, padding)
+    return conv(_to_blocks(x, kernel.shape, strides, padding), _block_kernel(kernel, strides))
 
 
 def _phase_taps(kernel_size: int, stride: int) -> list[list[tuple[int, int]]]:
@@ -156,7 +157,7 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -
     convolution per output phase, interleaved depth-to-space (sub-pixel convolution).
 
     Each phase convolves with its own taps only (a 4x4 kernel, stride 2: four 2x2 convolutions),
-    a third of the work of one convolution whose kernel holds every phase's taps padded to 3x3.
+    4/9 of the work of one convolution whose kernel holds every phase's taps padded to 3x3.
     """
     (kh, kw, _, f), (sh, sw) = kernel.shape, strides
     rows, cols = _phase_taps(kh, sh), _phase_taps(kw, sw)
@@ -171,7 +172,7 @@ def transposed_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int]) -
             (first_h, low_h), (last_h, high_h) = taps_h[0], taps_h[-1]
             (first_w, low_w), (last_w, high_w) = taps_w[0], taps_w[-1]
             phase_kernel = kernel[first_h : last_h + 1 : sh, first_w : last_w + 1 : sw]
-            phases.append(_conv(x, phase_kernel, ((-low_h, high_h), (-low_w, high_w))))
+            phases.append(conv(x, phase_kernel, ((-low_h, high_h), (-low_w, high_w))))
     out = jnp.stack(phases, 3)  # [N, H, W, sh * sw, F], phases (row phase, column phase)
     return depth_to_space(out.reshape(*x.shape[:3], sh * sw * f), (sh, sw))
 
@@ -201,7 +202,7 @@ class Conv(_Convolution):
         kernel, bias = self.kernel_and_bias(x.shape[-1])
         strides = tuple(self.strides)
         if strides == (1, 1):
-            return _conv(x, kernel, self.padding) + bias
+            return conv(x, kernel, self.padding) + bias
         return strided_conv(x, kernel, strides, self.padding) + bias
 
 

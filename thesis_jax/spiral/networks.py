@@ -181,11 +181,7 @@ class InputConv(nn.Module):
         )
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
 
-        def conv(x: jax.Array, taps: jax.Array) -> jax.Array:
-            return jax.lax.conv_general_dilated(
-                x, taps, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-            )
-
+        conv = functools.partial(layers.conv, padding="SAME")
         rows = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, height)[:, None], (height, width))
         cols = jnp.broadcast_to(jnp.linspace(-1.0, 1.0, width)[None, :], (height, width))
         out = conv(jnp.stack([rows, cols], -1)[None], kernel[:, :, :2]) + bias

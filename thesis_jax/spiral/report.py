@@ -11,6 +11,7 @@ against l2 reward), also from the command line:
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 
@@ -92,20 +93,22 @@ def plot_curves(runs: dict[str, str], path: str, metrics: tuple[str, ...] = tupl
     shown = [m for m in metrics if any(f"eval/{m}" in r for rs in records.values() for r in rs)]
     figure, axes = plt.subplots(1, len(shown), figsize=(6 * len(shown), 4), dpi=120, squeeze=False)
     names = [label.split(" (")[0] for label in records]
-    colours = {name: f"C{i}" for i, name in enumerate(dict.fromkeys(names))}
+    counts = collections.Counter(names)
+    colours = {name: f"C{i}" for i, name in enumerate(counts)}
+    entries, seen = {}, set()  # one legend entry per name, on its first run's line
+    for label, name in zip(records, names, strict=True):
+        if name in seen:
+            entries[label] = "_nolegend_"
+        else:
+            entries[label] = f"{name} ({counts[name]} runs)" if counts[name] > 1 else label
+        seen.add(name)
     for axis, metric in zip(axes[0], shown, strict=True):
-        ceilings, labelled = [], set()
+        ceilings = []
         for (label, rows), name in zip(records.items(), names, strict=True):
             rows = [r for r in rows if f"eval/{metric}" in r]
             steps = [r["step"] for r in rows]
             values = [r[f"eval/{metric}"] for r in rows]
-            runs_of_name = names.count(name)
-            if name in labelled:  # one legend entry per name
-                label = "_nolegend_"
-            elif runs_of_name > 1:
-                label = f"{name} ({runs_of_name} runs)"
-            labelled.add(name)
-            axis.plot(steps, values, color=colours[name], marker=".", label=label)
+            axis.plot(steps, values, color=colours[name], marker=".", label=entries[label])
             ceilings += [r[f"eval/{metric}_targets"] for r in rows if f"eval/{metric}_targets" in r]
         if ceilings:
             axis.axhline(np.mean(ceilings), color="grey", linestyle="--", label="the targets")
