@@ -3,6 +3,7 @@
 import os
 import pathlib
 import socket
+import sys
 
 import pytest
 
@@ -27,6 +28,24 @@ except ImportError:
     pass
 
 ROOT = _ROOT
+
+
+def pytest_configure(config):
+    """The fast suite compiles far more than it runs: most of its tests trace and compile a
+    program to take a step or two. There, XLA's backend optimisations (LLVM's passes) cost more
+    than they save, so the fast suite turns them off (JAX's `jax_disable_most_optimizations`,
+    inherited by the binaries the tests start). Semantics do not change; the last digits of
+    transcendental functions may. A run that selects the slow tests (real training runs) keeps
+    full optimisation, as does a caller who sets `JAX_DISABLE_MOST_OPTIMIZATIONS` themselves."""
+    if config.getoption("markexpr", "") != "not slow":
+        return
+    os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+    if "jax" in sys.modules:
+        import jax
+
+        jax.config.update(
+            "jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] == "1"
+        )
 
 
 @pytest.fixture(params=["jit", "eager"])

@@ -32,6 +32,12 @@ def one_device_env() -> dict[str, str]:
     return {**os.environ, "XLA_FLAGS": " ".join(kept)}
 
 
+def optimized_env() -> dict[str, str]:
+    """This environment with XLA's full optimisation, which the fast suite turns off (conftest):
+    for a binary that runs more steps than it compiles programs."""
+    return {k: v for k, v in os.environ.items() if k != "JAX_DISABLE_MOST_OPTIMIZATIONS"}
+
+
 def picture(path, min_std: float = 10.0) -> np.ndarray:
     """The RGB pixels of a PNG the binary wrote; fails if the picture is (nearly) blank."""
     image = np.asarray(Image.open(path).convert("RGB"))

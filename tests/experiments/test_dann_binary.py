@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from tests.experiments.binaries import picture, run_module, stand_in_training
+from tests.experiments.binaries import optimized_env, picture, run_module, stand_in_training
 
 TINY = [
     "--config.num_steps=24",
@@ -19,8 +19,8 @@ TINY = [
 ]
 
 
-def _run(*args, timeout=600):
-    return run_module(*args, timeout=timeout)
+def _run(*args, timeout=600, env=None):
+    return run_module(*args, timeout=timeout, env=env)
 
 
 def _picture(path):
@@ -128,6 +128,7 @@ def test_real_mnist_preset_runs_end_to_end_with_two_seeds(tmp_path, shared_data)
         "--config.num_seeds=2",
         "--config.methods=('source_only','dann')",
         *TINY,
+        env=optimized_env(),  # four models and their evaluations run longer than they compile
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = (workdir / "results.md").read_text()
