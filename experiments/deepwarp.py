@@ -50,7 +50,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The DeepWarp section of `experiments.tour`: `eyes` with a small budget."""
-    from experiments.tour_section import TourSection, report_note, short_run
+    from experiments.tour_section import TourSection, ordering, report_note, short_run
 
     steps = max(20, int(500 * budget))
     config = core.get_config(
@@ -81,6 +81,11 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
             for name, row in results.items()
         ],
         note=report_note(workdir),
+        ordering=ordering(  # fig. 4.7, on the held-out error
+            {name: -row["mse"] for name, row in results.items()},
+            ("cfw_lcm", "cfw", "ss", "identity"),
+            VARIANT_NAMES,
+        ),
     )
 
 

@@ -83,7 +83,7 @@ def train_and_evaluate(
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The N4-Fields section of `experiments.tour`: `shapes`, fewer images, 3 models."""
-    from experiments.tour_section import TourSection, report_note, short_run
+    from experiments.tour_section import TourSection, ordering, report_note, short_run
 
     steps = max(10, int(1500 * budget))  # the preset's: fewer leave the baselines at the prior
     models = ("n4", "central", "patch")
@@ -136,6 +136,11 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
             for name, row in results.items()
         ],
         note=report_note(workdir),
+        ordering=ordering(  # Table 3.I
+            {name: row["ods"] for name, row in results.items()},
+            ("n4", "patch", "central"),
+            {name: spec.title for name, spec in n4fields.MODELS.items()},
+        ),
     )
 
 

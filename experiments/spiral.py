@@ -170,7 +170,7 @@ def compare_rewards(
 
 def tour(workdir: str, budget: float = 1.0) -> Any:
     """The SPIRAL section of `experiments.tour`: critic vs l2 reward on `digits` (fig. 6.9a)."""
-    from experiments.tour_section import TourSection
+    from experiments.tour_section import TourSection, ordering
 
     steps = max(20, int(400 * budget))
     every = max(10, steps // 8)
@@ -221,6 +221,11 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
             "Readability: the share of held-out reconstructions that a digit classifier trained "
             "on real MNIST reads as the target's digit (`thesis_jax.spiral.readability`). "
             "Longer runs: python -m experiments.spiral --config=digits (and digits_l2)."
+        ),
+        ordering=ordering(  # fig. 6.9a, on the held-out l2
+            {reward: -summary["mean_l2"][reward] for reward in ("critic", "l2")},
+            ("critic", "l2"),
+            {"critic": "critic reward", "l2": "l2 reward"},
         ),
     )
 

@@ -46,6 +46,8 @@ def _section_html(section: TourSection, root: str, seconds: float) -> str:
         for row in section.table_rows
     )
     parts.append(f"<table><tr>{header}</tr>{rows}</table>")
+    if section.ordering:
+        parts.append(f"<p class='ordering'><b>{html.escape(section.ordering)}</b></p>")
     if section.note:
         parts.append(f"<p class='note'>{html.escape(section.note)}</p>")
     for path, caption in section.pictures:

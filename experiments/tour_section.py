@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from typing import Any
 
@@ -17,6 +18,7 @@ class TourSection:
     table_header: tuple[str, ...]
     table_rows: list[tuple[str, ...]]
     note: str = ""
+    ordering: str = ""  # whether the thesis's ranking of the methods holds (`ordering`)
 
 
 def short_run(steps: int, evaluations: int = 0, **overrides: Any) -> dict[str, Any]:
@@ -35,3 +37,24 @@ def short_run(steps: int, evaluations: int = 0, **overrides: Any) -> dict[str, A
 
 def report_note(workdir: str, report: str = "results.md") -> str:
     return "Full report: " + os.path.join(workdir, report)
+
+
+def ordering(scores: dict[str, float], order: tuple[str, ...], titles: dict[str, str]) -> str:
+    """One sentence that says whether `scores` rank as the thesis ranks them.
+
+    `order`: the thesis's ranking, best first; `scores`: higher is better (pass a negated
+    error). Names missing from `scores` are left out of the comparison.
+    """
+    ranked = [name for name in order if name in scores]
+    chain = " > ".join(titles[name] for name in ranked)
+    broken = [
+        f"{titles[a]} {scores[a]:.4g} vs {titles[b]} {scores[b]:.4g}"
+        for a, b in itertools.pairwise(ranked)
+        if not scores[a] > scores[b]
+    ]
+    if not broken:
+        return f"The thesis's ordering holds at this budget: {chain}."
+    return (
+        f"The thesis's ordering ({chain}) does not hold at this budget ({'; '.join(broken)}); "
+        "a larger --budget trains longer."
+    )

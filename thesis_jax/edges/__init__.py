@@ -35,7 +35,12 @@ from thesis_jax.edges.correspondence import correspond_pixels
 from thesis_jax.edges.drive import evaluate_vessels, load_drive
 from thesis_jax.edges.nms import convolve_triangle, edge_nms, edge_orientation
 from thesis_jax.edges.nyud import load_nyud
-from thesis_jax.edges.plots import plot_edge_panels, plot_pr_curves, plot_tolerance_scores
+from thesis_jax.edges.plots import (
+    edge_picture,
+    plot_edge_panels,
+    plot_pr_curves,
+    plot_tolerance_scores,
+)
 
 __all__ = [
     "average_precision",
@@ -48,6 +53,7 @@ __all__ = [
     "correspond_pixels",
     "edge_nms",
     "edge_orientation",
+    "edge_picture",
     "evaluate_boundary_image",
     "evaluate_bsds",
     "evaluate_vessels",

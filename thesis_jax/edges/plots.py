@@ -8,11 +8,14 @@ matching tolerance, as thesis fig. 3.5. Both write a PNG with matplotlib's Agg b
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+PAGE_WIDTH = 880  # pixels: the widest a README or the tour's page shows a figure
 
 
 def _curve(result: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, tuple | None]:
@@ -121,12 +124,23 @@ def plot_tolerance_scores(
     return save_figure(figure, path)
 
 
-def _stretched(edge_map: np.ndarray) -> np.ndarray:
-    """A map in [0, 1] scaled so that its strongest edge is black: thinned soft maps rarely
-    reach 1, and their faint lines would vanish on paper."""
+def edge_picture(edge_map: np.ndarray, line_width: int = 1, gamma: float = 0.5) -> np.ndarray:
+    """An edge map in [0, 1] as a picture to look at: dark edges on white, in [0, 1].
+
+    Thinned maps are one-pixel lines whose strengths rarely reach 1: drawn as they are and
+    scaled down to a page, they vanish into light grey. So the map is scaled so that its
+    strong edges (the 99th percentile of the non-zero values) are black, weak edges are lifted
+    by `gamma` (< 1), and lines are widened to `line_width` pixels (a grey-level dilation).
+    """
+    from scipy import ndimage
+
     edge_map = np.clip(np.asarray(edge_map, np.float32), 0.0, 1.0)
-    peak = float(edge_map.max())
-    return edge_map / peak if peak > 0 else edge_map
+    positive = edge_map[edge_map > 0]
+    if positive.size:
+        edge_map = np.clip(edge_map / np.percentile(positive, 99), 0.0, 1.0) ** gamma
+    if line_width > 1:
+        edge_map = ndimage.grey_dilation(edge_map, size=(line_width, line_width))
+    return 1.0 - edge_map
 
 
 def plot_edge_panels(
@@ -141,8 +155,8 @@ def plot_edge_panels(
     Args:
       images: the (H, W, C) inputs (RGB in [0, 1] or uint8; a 4th channel, depth, is ignored).
       columns: panel title -> one (H, W) map per image in [0, 1] (ground truth, each method's
-        edges), drawn dark on white as in the thesis's figures, each scaled so that its
-        maximum is black.
+        edges), drawn dark on white as in the thesis's figures by `edge_picture`, with lines
+        widened so that they stay visible on a page.
       path: the PNG to write.
       captions: panel title -> one caption per image under its panel (e.g. "R .71 P .68 F .69",
         the red numbers of fig. 3.7).
@@ -163,21 +177,26 @@ def plot_edge_panels(
         if len(maps) != rows:
             raise ValueError(f"column {name!r} has {len(maps)} maps for {rows} images")
     captions = captions or {}
-    aspect = images[0].shape[0] / images[0].shape[1]
+    aspects = [image.shape[0] / image.shape[1] for image in images]
+    # Lines are widened to stay two pixels wide on a panel as a page shows it: the figure at
+    # most PAGE_WIDTH pixels wide (a README, the tour's page).
+    shown_width = min(panel_width * 100, PAGE_WIDTH / (1 + len(columns)))
     width = panel_width * (1 + len(columns))
     figure, axes = plt.subplots(
         rows,
         1 + len(columns),
-        figsize=(width, rows * panel_width * aspect + 0.6),
+        figsize=(width, panel_width * sum(aspects) + 0.45 * rows + 0.2),
         dpi=100,
         squeeze=False,
+        gridspec_kw={"height_ratios": aspects},  # each row as tall as its image
     )
     for i, image in enumerate(images):
         rgb = np.asarray(image)[..., :3]
         if rgb.dtype != np.uint8:
             rgb = np.clip(rgb, 0.0, 1.0)
+        line_width = max(1, math.ceil(2 * rgb.shape[1] / shown_width))
         panels = [("input", rgb, None)] + [
-            (name, 1.0 - _stretched(maps[i]), name) for name, maps in columns.items()
+            (name, edge_picture(maps[i], line_width), name) for name, maps in columns.items()
         ]
         for j, (title, picture, key) in enumerate(panels):
             ax = axes[i, j]

@@ -52,12 +52,14 @@ def network_config(
     config: ml_collections.ConfigDict, model: str, channels: int
 ) -> ml_collections.ConfigDict:
     """The training config of one network of `model`: the AE rate for n4_ae, the baselines'
-    rate for central / patch, and as many input channels as the images have (4 for RGBD)."""
+    rates for central / patch, and as many input channels as the images have (4 for RGBD)."""
     net = ml_collections.ConfigDict(config.to_dict())
     if model == "n4_ae":
         net.learning_rate = config.learning_rate_ae
     elif model in ("central", "patch") and config.learning_rate_baselines:
         net.learning_rate = config.learning_rate_baselines
+    if model == "patch" and config.get("learning_rate_patch", 0.0):
+        net.learning_rate = config.learning_rate_patch
     net.model.in_channels = int(channels)
     return net
 

@@ -1,0 +1,52 @@
+"""The tour's verdicts: does each section rank the methods as the thesis does?"""
+
+import json
+import re
+
+import pytest
+
+from experiments.tour import write_index
+from experiments.tour_section import TourSection, ordering
+from tests.experiments.binaries import run_module
+
+TITLES = {"a": "A", "b": "B", "c": "C"}
+
+
+def test_ordering_says_whether_the_thesis_ranking_holds():
+    assert ordering({"a": 0.9, "b": 0.5, "c": 0.1}, ("a", "b", "c"), TITLES) == (
+        "The thesis's ordering holds at this budget: A > B > C."
+    )
+    broken = ordering({"a": 0.4, "b": 0.5, "c": 0.1}, ("a", "b", "c"), TITLES)
+    assert broken.startswith("The thesis's ordering (A > B > C) does not hold")
+    assert "A 0.4 vs B 0.5" in broken and "--budget" in broken
+    # errors are passed negated; a method the run left out is left out of the verdict
+    assert "holds" in ordering({"a": -0.0043, "c": -0.0161}, ("a", "b", "c"), TITLES)
+    assert "does not hold" in ordering({"a": 0.5, "b": 0.5}, ("a", "b"), TITLES)  # a tie
+
+
+def test_the_page_shows_each_sections_verdict(tmp_path):
+    section = TourSection(
+        title="X",
+        summary="s",
+        pictures=[],
+        table_header=("m",),
+        table_rows=[("a",)],
+        ordering=ordering({"a": 1.0, "b": 0.0}, ("a", "b"), TITLES),
+    )
+    page = open(write_index(str(tmp_path), [(section, 12.0)])).read()
+    assert "<b>The thesis&#x27;s ordering holds at this budget: A &gt; B.</b>" in page
+    assert "ran in 12 s" in page
+
+
+@pytest.mark.slow  # the whole tour at its default budget: about 9 minutes on 2 cores
+def test_the_default_tour_reproduces_the_thesis_ordering_in_every_section(tmp_path):
+    result = run_module("experiments.tour", f"--workdir={tmp_path}", timeout=3600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = (tmp_path / "index.html").read_text()
+    verdicts = re.findall(r"<p class='ordering'><b>([^<]+)</b>", page)
+    assert len(verdicts) == 4 and all("ordering holds" in v for v in verdicts), verdicts
+    n4 = json.loads((tmp_path / "n4fields" / "results.json").read_text())
+    assert n4["n4"]["ods"] > n4["patch"]["ods"] > n4["central"]["ods"] > 0.3  # Table 3.I
+    warp = json.loads((tmp_path / "deepwarp" / "results.json").read_text())
+    errors = [warp[v]["mse"] for v in ("cfw_lcm", "cfw", "ss", "identity")]
+    assert errors == sorted(errors), warp  # fig. 4.7

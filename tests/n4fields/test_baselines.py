@@ -1,0 +1,20 @@
+"""CNN-patch leaves the edge-rate prior on any machine: the `shapes` preset's rate keeps its
+ReLUs alive with one CPU thread and with two (at the old 0.05 they all but died: 0.04% of conv1
+active and a flat map, or not, depending on the machine's rounding)."""
+
+import json
+
+import pytest
+
+from tests.experiments.binaries import one_device_env, run_module
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_cnn_patch_trains_away_from_the_prior_with_one_or_two_threads(threads):
+    env = one_device_env()  # the run as a user's: one device, XLA's full optimisation
+    env.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
+    run = run_module("tests.n4fields.baseline_run", str(threads), "400", timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert min(result["active"].values()) > 0.1, result  # every layer's ReLUs alive
+    assert result["logit_spread"] > 0.1, result  # the map depends on the patch
