@@ -223,9 +223,10 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
             "Longer runs: python -m experiments.spiral --config=digits (and digits_l2)."
         ),
         ordering=ordering(  # fig. 6.9a, on the held-out l2
-            {reward: -summary["mean_l2"][reward] for reward in ("critic", "l2")},
+            {reward: summary["mean_l2"][reward] for reward in ("critic", "l2")},
             ("critic", "l2"),
             {"critic": "critic reward", "l2": "l2 reward"},
+            lower_is_better=True,
         ),
     )
 

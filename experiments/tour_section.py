@@ -39,18 +39,25 @@ def report_note(workdir: str, report: str = "results.md") -> str:
     return "Full report: " + os.path.join(workdir, report)
 
 
-def ordering(scores: dict[str, float], order: tuple[str, ...], titles: dict[str, str]) -> str:
+def ordering(
+    scores: dict[str, float],
+    order: tuple[str, ...],
+    titles: dict[str, str],
+    *,
+    lower_is_better: bool = False,
+) -> str:
     """One sentence that says whether `scores` rank as the thesis ranks them.
 
-    `order`: the thesis's ranking, best first; `scores`: higher is better (pass a negated
-    error). Names missing from `scores` are left out of the comparison.
+    `order`: the thesis's ranking, best first; `scores`: higher is better unless
+    `lower_is_better` (errors). Names missing from `scores` are left out of the comparison.
     """
     ranked = [name for name in order if name in scores]
     chain = " > ".join(titles[name] for name in ranked)
+    sign = -1.0 if lower_is_better else 1.0
     broken = [
         f"{titles[a]} {scores[a]:.4g} vs {titles[b]} {scores[b]:.4g}"
         for a, b in itertools.pairwise(ranked)
-        if not scores[a] > scores[b]
+        if not sign * scores[a] > sign * scores[b]
     ]
     if not broken:
         return f"The thesis's ordering holds at this budget: {chain}."

@@ -124,20 +124,21 @@ def plot_tolerance_scores(
     return save_figure(figure, path)
 
 
-def edge_picture(edge_map: np.ndarray, line_width: int = 1, gamma: float = 0.5) -> np.ndarray:
+def edge_picture(edge_map: np.ndarray, line_width: int = 1) -> np.ndarray:
     """An edge map in [0, 1] as a picture to look at: dark edges on white, in [0, 1].
 
     Thinned maps are one-pixel lines whose strengths rarely reach 1: drawn as they are and
     scaled down to a page, they vanish into light grey. So the map is scaled so that its
-    strong edges (the 99th percentile of the non-zero values) are black, weak edges are lifted
-    by `gamma` (< 1), and lines are widened to `line_width` pixels (a grey-level dilation).
+    strong edges (the 99th percentile of the non-zero values) are black, and lines are widened
+    to `line_width` pixels (a grey-level dilation). Weak responses stay light: lifting them
+    (a gamma) washed the background of flat maps grey.
     """
     from scipy import ndimage
 
     edge_map = np.clip(np.asarray(edge_map, np.float32), 0.0, 1.0)
     positive = edge_map[edge_map > 0]
     if positive.size:
-        edge_map = np.clip(edge_map / np.percentile(positive, 99), 0.0, 1.0) ** gamma
+        edge_map = np.clip(edge_map / np.percentile(positive, 99), 0.0, 1.0)
     if line_width > 1:
         edge_map = ndimage.grey_dilation(edge_map, size=(line_width, line_width))
     return 1.0 - edge_map
