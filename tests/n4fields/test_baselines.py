@@ -1,6 +1,7 @@
 """CNN-patch leaves the edge-rate prior on any machine: the `shapes` preset's rate keeps its
-ReLUs alive with one CPU thread and with two (at the old 0.05 they all but died: 0.04% of conv1
-active and a flat map, or not, depending on the machine's rounding)."""
+ReLUs alive with one CPU thread and with two. At the old 0.05 they die (after 300 steps 1-2% of
+conv1, conv2 and fc2 active, a logit spread of 0.05 against 0.24; after 400 a flat map), or
+not, depending on the machine's rounding."""
 
 import json
 
@@ -13,7 +14,7 @@ from tests.experiments.binaries import one_device_env, run_module
 def test_cnn_patch_trains_away_from_the_prior_with_one_or_two_threads(threads):
     env = one_device_env()  # the run as a user's: one device, XLA's full optimisation
     env.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)
-    run = run_module("tests.n4fields.baseline_run", str(threads), "400", timeout=600, env=env)
+    run = run_module("tests.n4fields.baseline_run", str(threads), "300", timeout=600, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert min(result["active"].values()) > 0.1, result  # every layer's ReLUs alive
