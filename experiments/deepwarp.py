@@ -95,8 +95,8 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
 # 4-5% behind CFW on the training error as on the held-out error.
 LCM_NOTE = (
     " Why: the lightness correction starts as a small uniform brightening and, this early, "
-    "costs more than it gives (behind CFW on the training error too, at 500 and at 1000 "
-    "steps, --budget=2); on procedural eyes its gain is small even in longer runs (held-out 0.0036 "
+    "costs more than it gives (behind CFW on the training error too, at 500 and at 1000 steps, "
+    "--budget=2); on procedural eyes its gain is small even in longer runs (held-out 0.0036 "
     "against CFW's 0.0037 in the README's `eyes` run)."
 )
 

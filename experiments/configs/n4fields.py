@@ -109,9 +109,10 @@ def get_config(preset: str = "shapes") -> ml_collections.ConfigDict:
         config.learning_rate_ae = 0.001
         # CNN-central's sparse target (one centre pixel) sits at the edge-rate prior for the
         # whole run at 0.01; 0.05 lets it leave. CNN-patch sums its cross-entropy over 256
-        # pixels, so its trunk's gradients are far larger: at 0.05 its ReLUs die within 200
-        # steps (4% of conv2 active) and its map goes flat at the prior on some machines and
-        # not others (ODS .02 or .46); at 0.01 they live, the same on 1 or 2 CPU threads.
+        # pixels, so its trunk's gradients are far larger: at 0.05 its ReLUs die within a few
+        # hundred steps (1-2% of conv1, conv2, fc2 active after 300) and its map goes flat at
+        # the prior on some machines, not others (ODS .02 or .46); at 0.01 they live, the
+        # same on 1 or 2 CPU threads (tests/n4fields/test_baselines.py).
         config.learning_rate_baselines = 0.05
         config.learning_rate_patch = 0.01
         config.model.update({"conv_features": (16, 32, 64), "fc_features": (512, 512)})

@@ -6,7 +6,7 @@ from PIL import Image
 from thesis_jax import edges
 
 
-def test_edge_picture_draws_weak_thin_edges_dark_and_wide_on_white():
+def test_edge_picture_draws_thin_edges_black_and_wide_and_weak_ones_light():
     edge_map = np.zeros((40, 60), np.float32)
     edge_map[20, 5:55] = 0.2  # a thinned line that never reaches 1
     edge_map[5:35, 30] = 0.05  # a weaker one
@@ -19,7 +19,7 @@ def test_edge_picture_draws_weak_thin_edges_dark_and_wide_on_white():
     np.testing.assert_array_equal(edges.edge_picture(np.zeros((4, 4))), 1.0)  # no edges: white
 
 
-def _readme_pages(plot, tmp_path):
+def _readme_pages(tmp_path):
     """The shapes report's six-panel rows with a thin weak line, and with no edges, as the
     README shows them (880 pixels wide), in grey levels."""
     rng = np.random.default_rng(0)
@@ -32,13 +32,14 @@ def _readme_pages(plot, tmp_path):
             edge_map[100:102, 20:300] = [[strength], [strength / 2]]
             maps.append(edge_map)
         columns = {name: maps for name in ("truth", "a", "b", "c", "d")}
-        page = Image.open(plot(images, columns, tmp_path / f"{strength}.png")).convert("L")
+        path = edges.plot_edge_panels(images, columns, tmp_path / f"{strength}.png")
+        page = Image.open(path).convert("L")
         pages.append(np.asarray(page.resize((880, round(880 * page.height / page.width)))))
     return pages
 
 
 def test_panels_keep_thin_lines_visible_at_the_readmes_size(tmp_path):
-    lined, blank = _readme_pages(edges.plot_edge_panels, tmp_path)
+    lined, blank = _readme_pages(tmp_path)
     darker = blank.astype(int) - lined.astype(int)  # only the line differs
     assert darker.max() > 180  # nearly black on white, not a light grey
     assert (darker > 100).sum() > 2 * 280 * 880 / 1560  # along the whole line, in every panel

@@ -131,7 +131,7 @@ def edge_picture(edge_map: np.ndarray, line_width: int = 1) -> np.ndarray:
     scaled down to a page, they vanish into light grey. So the map is scaled so that its
     strong edges (the 99th percentile of the non-zero values) are black, and lines are widened
     to `line_width` pixels (a grey-level dilation). Weak responses stay light: lifting them
-    (a gamma) washed the background of flat maps grey.
+    would wash the background of a flat map grey.
     """
     from scipy import ndimage
 
