@@ -1,6 +1,7 @@
 # thesis_jax: every target sets up what it needs, then runs. A second run reuses .venv.
 #
 #   make demo        the tour of every method on its offline preset -> runs/tour/index.html
+#                    (BUDGET=3: each section trains three times longer)
 #   make test        the fast test suite (what CI runs)
 #   make test-slow   the long tests (real training runs, full benchmark evaluations)
 #   make bench       speed benchmarks (DANN step vs PyTorch, SPIRAL renderers vs libmypaint,
@@ -20,6 +21,8 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 	"$$p" -c 'import sys; assert sys.version_info >= (3, 12)' 2>/dev/null && { echo "$$p"; break; }; \
 	done)
 PYTEST_WORKERS ?= 2
+# make demo BUDGET=3: every section of the tour trains three times longer
+BUDGET ?= 1
 
 .PHONY: demo test test-slow bench lint system-packages clean
 
@@ -51,7 +54,7 @@ $(VENV)/.installed-%: pyproject.toml | $(PY)
 comma := ,
 
 demo: system-packages $(VENV)/.installed-tensorboard+mujoco
-	$(PY) -m experiments.tour --workdir=runs/tour
+	$(PY) -m experiments.tour --workdir=runs/tour --budget=$(BUDGET)
 
 # The PyTorch venv lets the benchmark's model-parity tests run; they skip (with the reason) if it
 # cannot be built.
