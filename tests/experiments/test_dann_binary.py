@@ -128,7 +128,7 @@ def test_real_mnist_preset_runs_end_to_end_with_two_seeds(tmp_path, shared_data)
         "--config.num_seeds=2",
         "--config.methods=('dann',)",
         *TINY,
-        env=optimized_env(),  # four models and their evaluations run longer than they compile
+        env=optimized_env(),  # two seeds' training and evaluation run longer than they compile
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = (workdir / "results.md").read_text()

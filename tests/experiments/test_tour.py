@@ -79,7 +79,11 @@ def test_a_five_step_run_of_the_default_preset_is_a_quick_smoke_test(binary, tmp
     """`--config.num_steps=5` scales the whole run down, evaluation included (the target: under
     two minutes on 2 cores; timed by hand, not here)."""
     run = run_module(
-        f"experiments.{binary}", f"--workdir={tmp_path}", "--config.num_steps=5", timeout=1200
+        f"experiments.{binary}",
+        f"--workdir={tmp_path}",
+        "--config.num_steps=5",
+        timeout=1200,
+        env=one_device_env(),  # as a user runs it, and as it was timed
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert list(tmp_path.rglob("*.png")), "no pictures written"

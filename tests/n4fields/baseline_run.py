@@ -14,8 +14,7 @@ import jax
 import numpy as np
 
 from thesis_jax import core, n4fields
-from thesis_jax.n4fields.experiment import network_config
-from thesis_jax.n4fields.train import init, update
+from thesis_jax.n4fields.train import update
 
 PRESETS = os.path.join(
     os.path.dirname(__file__), "..", "..", "experiments", "configs", "n4fields.py"
@@ -25,14 +24,7 @@ PRESETS = os.path.join(
 def main(steps: int, **overrides) -> dict:
     config = core.get_config("shapes", PRESETS, {"train_images": 100, **overrides})
     data = n4fields.load_split(config, "train", config.train_images, False)
-    rate = float(np.mean([a.mean() for a in data.annotations]))
-    state = init(
-        jax.random.PRNGKey(config.seed),
-        network_config(config, "patch", 3),
-        head="patch",
-        channel_mean=n4fields.channel_mean(data.images),
-        output_bias=float(np.log(rate / (1 - rate))),
-    )
+    state = n4fields.init_network(config, data, "patch", member=0)  # as the binary's
     sampler = n4fields.PatchSampler(data.images, data.annotations, rotation="any", flip=True)
     step = jax.jit(update)
     for i in range(steps):

@@ -83,6 +83,7 @@ from thesis_jax.n4fields.dictionary import (
 from thesis_jax.n4fields.experiment import (
     check_config,
     fit_targets,
+    init_network,
     network_config,
     run_model,
     train_network,
@@ -157,6 +158,7 @@ __all__ = [
     "fit_pca",
     "fit_targets",
     "init",
+    "init_network",
     "load_export",
     "load_split",
     "loss",

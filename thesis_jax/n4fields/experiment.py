@@ -119,6 +119,24 @@ def validation_error(state: core.TrainState, batch: dict[str, np.ndarray]) -> fl
     return float(loss)
 
 
+def init_network(
+    config: ml_collections.ConfigDict, data: EdgeData, model: str, member: int
+) -> core.TrainState:
+    """The fresh state of committee member `member` of `model`: its rate and head, the
+    training images' channel mean and, for the CNN baselines, the output bias at the log-odds
+    of the boundary rate (`config.prior_bias`)."""
+    net = network_config(config, model, data.images[0].shape[-1])
+    spec = MODELS[model]
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), member)
+    bias = None
+    if spec.head != "code" and config.prior_bias:  # start the sigmoid at the boundary rate
+        rate = float(np.clip(np.mean([a.mean() for a in data.annotations]), 1e-4, 0.5))
+        bias = float(np.log(rate / (1 - rate)))
+    return train.init(
+        key, net, head=spec.head, channel_mean=channel_mean(data.images), output_bias=bias
+    )
+
+
 def train_network(
     config: ml_collections.ConfigDict,
     data: EdgeData,
@@ -130,16 +148,8 @@ def train_network(
     mesh: jax.sharding.Mesh,
 ) -> core.LoopResult:
     """Trains committee member `member` of `model` (sec. 3.3.3) in workdir/<model>/net<k>."""
-    net = network_config(config, model, data.images[0].shape[-1])
     spec = MODELS[model]
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), member)
-    bias = None
-    if spec.head != "code" and config.prior_bias:  # start the sigmoid at the boundary rate
-        rate = float(np.clip(np.mean([a.mean() for a in data.annotations]), 1e-4, 0.5))
-        bias = float(np.log(rate / (1 - rate)))
-    state = train.init(
-        key, net, head=spec.head, channel_mean=channel_mean(data.images), output_bias=bias
-    )
+    state = init_network(config, data, model, member)
     parallel.local_batch_size(config.batch_size, mesh)  # fails early on an uneven split
     options = dict(rotation=config.rotation, flip=config.flip, annotator=config.annotator)
     pairwise = spec.encoding == "pairwise"
