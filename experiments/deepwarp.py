@@ -48,7 +48,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     return deepwarp.write_report(exp, states, workdir)
 
 
-def tour(workdir: str, budget: float = 1.0) -> Any:
+def tour(workdir: str, budget: float = 1.0, seed: int = 0) -> Any:
     """The DeepWarp section of `experiments.tour`: `eyes` with a small budget."""
     from experiments.tour_section import TourSection, ordering, report_note, short_run
 
@@ -56,7 +56,13 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
     config = core.get_config(
         "eyes",
         _PRESETS,
-        short_run(steps, variants=("ss", "cfw", "cfw_lcm"), train_pairs=4000, test_pairs=500),
+        short_run(
+            steps,
+            seed=seed,
+            variants=("ss", "cfw", "cfw_lcm"),
+            train_pairs=4000,
+            test_pairs=500,
+        ),
     )
     results = train_and_evaluate(config, workdir)
     if results is None:
@@ -103,5 +109,9 @@ LCM_NOTE = (
 
 if __name__ == "__main__":
     core.presets.run(
-        train_and_evaluate, name="deepwarp", preset_file=_PRESETS, default_preset="eyes"
+        train_and_evaluate,
+        name="deepwarp",
+        preset_file=_PRESETS,
+        default_preset="eyes",
+        check=deepwarp.check_config,
     )

@@ -10,20 +10,23 @@ redirects them by `--angle` degrees (positive = upwards: a person looking at the
 the camera then looks into it) with a trained DeepWarp and pastes them back with a feathered
 seam; nothing outside the eye boxes changes. Images in, an image out (PNG, JPEG, ...); a video in
 (MP4, AVI, MOV, MKV), a video out with the same frame count, size and frame rate (MP4/MOV/M4V
-written as MPEG-4 part 2, AVI as MJPEG). The default model is the float16 CFW + LCM export
-shipped in `thesis_jax/deepwarp/assets/` (`python -m experiments.deepwarp --config=eyes_varied`
-makes it); `--checkpoint` takes an export file or a workdir of `experiments.deepwarp`.
+written as MPEG-4 part 2, AVI as MJPEG) and the input's audio and subtitle streams. The input is
+never replaced, an existing output only with `--overwrite`. The default model is the float16
+CFW + LCM export shipped in `thesis_jax/deepwarp/assets/` (`python -m experiments.deepwarp
+--config=eyes_varied` makes it); `--checkpoint` takes an export file or a workdir of
+`experiments.deepwarp`.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from absl import app, flags
+
+from thesis_jax.core.errors import UserError, one_line_errors
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_CODECS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "mp4v"}
@@ -47,9 +50,12 @@ _FACES = flags.DEFINE_enum(
     "faces", "largest", ["largest", "all"], "Which faces to correct when there are several."
 )
 _MAX_FACES = flags.DEFINE_integer("max_faces", 8, "At most this many faces are looked for.")
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace --output if it exists (the input is never replaced)."
+)
 
 
-class GazeError(Exception):
+class GazeError(UserError):
     """A problem with the user's input; the message is shown as is."""
 
 
@@ -81,6 +87,24 @@ def open_video(path: Path):
 
 def default_output(path: Path) -> Path:
     return path.with_name(f"{path.stem}_gaze{path.suffix}")
+
+
+def check_output(source: Path, output: Path, overwrite: bool) -> None:
+    """The input is never replaced; an existing output only with `overwrite`; a missing
+    folder for the output is created."""
+    if output.exists() and output.resolve() == source.resolve():
+        raise GazeError(
+            f"--output {output} is the input: gaze correction never replaces the original "
+            "(choose another --output)"
+        )
+    if output.is_dir():
+        raise GazeError(f"--output {output} is a folder; name a file in it")
+    if output.exists() and not overwrite:
+        raise GazeError(f"--output {output} exists; pass --overwrite to replace it")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise GazeError(f"--output {output}: cannot create its folder ({e.strerror})") from None
 
 
 def correct_frame(redirector, mesh, frame: np.ndarray, faces: str) -> tuple[np.ndarray, int]:
@@ -152,13 +176,91 @@ def correct_video(redirector, capture, source: Path, output: Path) -> None:
     if with_faces == 0:
         partial.unlink(missing_ok=True)
         raise GazeError(f"no face found in any of the {frames} frames of {source}")
-    os.replace(partial, output)
+    kept = carry_other_streams(source, partial, output)
+    partial.unlink(missing_ok=True)
     if several and _FACES.value == "largest":
         print(f"{several} frames had several faces: corrected the largest (--faces=all: every one)")
     print(
-        f"wrote {output}: {frames} frames ({width}x{height}, {fps:g} fps), a face in "
+        f"wrote {output}: {frames} frames ({width}x{height}, {fps:g} fps){kept}, a face in "
         f"{with_faces}, {frames / max(seconds, 1e-9):.1f} frames/s"
     )
+
+
+def carry_other_streams(source: Path, frames_file: Path, output: Path) -> str:
+    """Writes `output`: the corrected video stream of `frames_file` with every audio and
+    subtitle stream of `source`, packets copied unchanged (PyAV, which ships its own FFmpeg);
+    audio the output's container cannot hold as it is is re-encoded (AAC, or PCM in AVI).
+    Returns what was kept, for the summary line (", with 1 audio stream").
+    """
+    import av
+
+    partial = output.with_name(f".{output.stem}.muxed{output.suffix}")
+    with av.open(str(source)) as original:
+        streams = [s for s in original.streams if s.type in ("audio", "subtitle")]
+        kinds = [s.type for s in streams]
+        if not streams:
+            os.replace(frames_file, output)
+            return ""
+        try:
+            _mux(original, streams, frames_file, partial, reencode=False)
+        except (av.FFmpegError, ValueError):
+            original.seek(0)
+            _mux(original, streams, frames_file, partial, reencode=True)
+    os.replace(partial, output)
+    return ", with " + " and ".join(
+        f"{kinds.count(kind)} {kind} stream{'s' if kinds.count(kind) > 1 else ''}"
+        for kind in ("audio", "subtitle")
+        if kind in kinds
+    )
+
+
+def _mux(original, streams, frames_file: Path, output: Path, *, reencode: bool) -> None:
+    """Interleaves the video packets of `frames_file` with `streams` of `original` by time."""
+    import heapq
+
+    import av
+
+    with av.open(str(frames_file)) as frames, av.open(str(output), "w") as out:
+        video = frames.streams.video[0]
+        targets = {("video", video.index): out.add_stream_from_template(video)}
+        encoders = {}
+        for stream in streams:
+            if reencode and stream.type == "audio":
+                codec = "pcm_s16le" if output.suffix.lower() == ".avi" else "aac"
+                target = out.add_stream(codec, rate=stream.codec_context.sample_rate)
+                channels = stream.codec_context.layout.nb_channels  # AVI's PCM: no order
+                target.layout = {1: "mono", 2: "stereo"}.get(channels, f"{channels}c")
+                encoders[stream.index] = (target, av.AudioResampler(
+                    format=target.codec_context.format, layout=target.layout, rate=target.rate
+                ))  # fmt: skip
+            else:
+                target = out.add_stream_from_template(stream)
+            targets[("other", stream.index)] = target
+
+        def packets(container, chosen, tag):
+            for packet in container.demux(*chosen):
+                if packet.dts is not None or (tag == "other" and packet.stream.index in encoders):
+                    seconds = float((packet.dts or 0) * packet.time_base)
+                    yield seconds, tag, packet
+
+        merged = heapq.merge(
+            packets(frames, [video], "video"),
+            packets(original, streams, "other"),
+            key=lambda item: item[0],
+        )
+        for _, tag, packet in merged:
+            if tag == "other" and packet.stream.index in encoders:
+                target, resampler = encoders[packet.stream.index]
+                for frame in packet.decode():  # an empty packet at the end flushes the decoder
+                    for resampled in resampler.resample(frame):
+                        out.mux(target.encode(resampled))
+                continue
+            packet.stream = targets[(tag, packet.stream.index)]
+            out.mux(packet)
+        for target, resampler in encoders.values():
+            for resampled in resampler.resample(None):
+                out.mux(target.encode(resampled))
+            out.mux(target.encode(None))
 
 
 def run(argv: list[str]) -> None:
@@ -170,6 +272,7 @@ def run(argv: list[str]) -> None:
     if not source.is_file():
         raise GazeError(f"--input {source}: no such file")
     output = Path(_OUTPUT.value).expanduser() if _OUTPUT.value else default_output(source)
+    check_output(source, output, _OVERWRITE.value)
 
     from thesis_jax.deepwarp import gaze
     from thesis_jax.deepwarp.landmarks import import_mediapipe
@@ -205,11 +308,11 @@ def run(argv: list[str]) -> None:
 def main(argv: list[str]) -> None:
     from thesis_jax.deepwarp.landmarks import MissingMediaPipeError
 
-    try:
-        run(argv)
-    except (GazeError, MissingMediaPipeError) as e:
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(1)
+    with one_line_errors():
+        try:
+            run(argv)
+        except MissingMediaPipeError as e:
+            raise GazeError(str(e)) from None
 
 
 if __name__ == "__main__":

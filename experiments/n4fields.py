@@ -81,7 +81,7 @@ def train_and_evaluate(
     return rows
 
 
-def tour(workdir: str, budget: float = 1.0) -> Any:
+def tour(workdir: str, budget: float = 1.0, seed: int = 0) -> Any:
     """The N4-Fields section of `experiments.tour`: `shapes`, fewer images, 3 models."""
     from experiments.tour_section import TourSection, ordering, report_note, short_run
 
@@ -93,6 +93,7 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
         short_run(
             steps,
             evaluations=1,
+            seed=seed,
             models=models,
             train_images=max(4, int(100 * budget)),
             eval_images=max(2, int(12 * budget)),
@@ -146,5 +147,9 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
 
 if __name__ == "__main__":
     core.presets.run(
-        train_and_evaluate, name="n4fields", preset_file=_PRESETS, default_preset="shapes"
+        train_and_evaluate,
+        name="n4fields",
+        preset_file=_PRESETS,
+        default_preset="shapes",
+        check=n4fields.check_config,
     )

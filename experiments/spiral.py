@@ -168,7 +168,7 @@ def compare_rewards(
     return summary
 
 
-def tour(workdir: str, budget: float = 1.0) -> Any:
+def tour(workdir: str, budget: float = 1.0, seed: int = 0) -> Any:
     """The SPIRAL section of `experiments.tour`: critic vs l2 reward on `digits` (fig. 6.9a)."""
     from experiments.tour_section import TourSection, ordering
 
@@ -181,8 +181,8 @@ def tour(workdir: str, budget: float = 1.0) -> Any:
         "sample_every": steps,
         "checkpoint_every": steps,
     }
-    summary = compare_rewards(workdir, overrides=overrides)
-    critic_dir = os.path.join(workdir, "critic_seed0")
+    summary = compare_rewards(workdir, seeds=(seed,), overrides=overrides)
+    critic_dir = os.path.join(workdir, f"critic_seed{seed}")
     return TourSection(
         title="SPIRAL: painting agents trained against a critic (thesis ch. 6)",
         summary=(
@@ -267,4 +267,10 @@ def _main_with_flags(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    core.presets.run(_main_with_flags, name="spiral", preset_file=_PRESETS, default_preset="digits")
+    core.presets.run(
+        _main_with_flags,
+        name="spiral",
+        preset_file=_PRESETS,
+        default_preset="digits",
+        check=experiment.check_config,
+    )

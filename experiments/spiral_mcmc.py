@@ -108,4 +108,10 @@ def main(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 if __name__ == "__main__":
-    core.presets.run(main, name="spiral_mcmc", preset_file=_PRESETS, default_preset="default")
+    core.presets.run(
+        main,
+        name="spiral_mcmc",
+        preset_file=_PRESETS,
+        default_preset="default",
+        check=mcmc_experiment.check_config,
+    )

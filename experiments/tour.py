@@ -2,8 +2,9 @@ r"""A tour of every method on its offline preset, with a small budget, as one HT
 
     python -m experiments.tour                      # -> runs/tour/index.html
     python -m experiments.tour --methods=dann --budget=0.5
+    python -m experiments.tour --methods=n4fields,deepwarp --seed=2 --workdir=runs/tour_seed2
 
-Each method's binary provides `tour(workdir, budget) -> TourSection`: it trains on its offline
+Each method's binary provides `tour(workdir, budget, seed) -> TourSection`: it trains on its offline
 preset, and returns pictures and a table that puts the thesis's numbers beside ours. Methods that
 are added later register themselves in `TOUR_MODULES`.
 """
@@ -33,6 +34,7 @@ _METHODS = flags.DEFINE_list(
     "methods", [], "Only these methods (module names without `experiments.`); default: all."
 )
 _BUDGET = flags.DEFINE_float("budget", 1.0, "Scales every method's number of steps.")
+_SEED = flags.DEFINE_integer("seed", 0, "Every section's seed (data, initialisation, sampling).")
 
 
 def _section_html(section: TourSection, root: str, seconds: float) -> str:
@@ -81,7 +83,9 @@ full-scale runs; the thesis column gives the published figures for the nearest e
     return write_atomic(os.path.join(root, "index.html"), page)
 
 
-def run_tour(workdir: str, methods: list[str] | None = None, budget: float = 1.0) -> str:
+def run_tour(
+    workdir: str, methods: list[str] | None = None, budget: float = 1.0, seed: int = 0
+) -> str:
     modules = [m for m in TOUR_MODULES if not methods or m.split(".")[-1] in methods]
     unknown = set(methods or ()) - {m.split(".")[-1] for m in TOUR_MODULES}
     if unknown:
@@ -93,7 +97,7 @@ def run_tour(workdir: str, methods: list[str] | None = None, budget: float = 1.0
     for name in modules:
         start = time.perf_counter()
         module = importlib.import_module(name)
-        section = module.tour(os.path.join(workdir, name.split(".")[-1]), budget)
+        section = module.tour(os.path.join(workdir, name.split(".")[-1]), budget, seed)
         if section is None:  # interrupted: keep what is done, resume on the next run
             break
         sections.append((section, time.perf_counter() - start))
@@ -108,7 +112,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     parallel.initialize_distributed()
-    run_tour(_WORKDIR.value, _METHODS.value, _BUDGET.value)
+    run_tour(_WORKDIR.value, _METHODS.value, _BUDGET.value, _SEED.value)
 
 
 if __name__ == "__main__":

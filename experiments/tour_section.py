@@ -21,12 +21,15 @@ class TourSection:
     ordering: str = ""  # whether the thesis's ranking of the methods holds (`ordering`)
 
 
-def short_run(steps: int, evaluations: int = 0, **overrides: Any) -> dict[str, Any]:
+def short_run(
+    steps: int, evaluations: int = 0, *, seed: int = 0, **overrides: Any
+) -> dict[str, Any]:
     """Preset overrides for a tour run of `steps`: ten log lines, one checkpoint at the end.
 
     `evaluations` > 0 evaluates that many times during the run (0: at the end only).
     """
     return {
+        "seed": seed,
         "num_steps": steps,
         "eval_every": max(1, steps // evaluations) if evaluations else 0,
         "log_every": max(1, steps // 10),

@@ -10,7 +10,7 @@ import pytest
 
 from experiments.configs.common import set_loop
 from thesis_jax import core
-from thesis_jax.core import presets
+from thesis_jax.core import errors, presets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DANN_PRESETS = os.path.join(ROOT, "experiments", "configs", "dann.py")
@@ -99,9 +99,19 @@ def test_split_config_args_accepts_both_flag_spellings():
         (["--config.nope=1"], "unknown config field 'nope'"),
         (["--config.num_steps=x"], "does not parse as int"),
         (["--no_such_flag"], "Unknown command line flag 'no_such_flag'"),
+        # checked before any work (presets.check_common, then the method's check_config)
+        (["--config.num_steps=-5"], "error: config.num_steps must be >= 1, got -5"),
+        (["--config.batch_size=7"], "error: config.batch_size must be even (half source, half"),
+        # the tests' 8 simulated devices: 3 source and 3 target images cannot be split
+        (["--config.batch_size=6"], "error: half of config.batch_size is 3, which does not split"),
+        (["--workdir={tmp}/a_file"], "error: --workdir {tmp}/a_file is a file; give a folder"),
     ],
 )
-def test_binary_reports_config_errors_without_a_traceback(args, message):
+def test_binary_reports_config_errors_without_a_traceback(args, message, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    args = [arg.format(tmp=tmp_path) for arg in args]
+    if not any(arg.startswith("--workdir") for arg in args):
+        args.append(f"--workdir={tmp_path / 'run'}")
     result = subprocess.run(
         [sys.executable, "-m", "experiments.dann", *args],
         cwd=ROOT,
@@ -110,8 +120,47 @@ def test_binary_reports_config_errors_without_a_traceback(args, message):
         timeout=120,
     )
     assert result.returncode == 2
-    assert message in result.stderr
+    assert message.format(tmp=tmp_path) in result.stderr
     assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run" / "config.json").exists()  # nothing started
+
+
+def test_check_common_names_every_bad_count_and_makes_the_workdir(tmp_path):
+    config = presets.get_config("digits", DANN_PRESETS)
+    presets.check_common(config, tmp_path / "new" / "run")
+    assert (tmp_path / "new" / "run").is_dir()
+    bad = presets.get_config(
+        "digits",
+        DANN_PRESETS,
+        {"num_steps": "0", "batch_size": "-1", "keep_checkpoints": "0", "eval_every": "-2"},
+    )
+    with pytest.raises(presets.ConfigError) as raised:
+        presets.check_common(bad, tmp_path)
+    assert str(raised.value) == (
+        "config.num_steps must be >= 1, got 0; config.batch_size must be >= 1, got -1; "
+        "config.keep_checkpoints must be >= 1, got 0; config.eval_every must be >= 0 (0: off), "
+        "got -2"
+    )
+
+
+def test_user_errors_leave_in_one_line_unless_debugging(monkeypatch, capsys):
+    monkeypatch.delenv("THESIS_JAX_DEBUG", raising=False)
+    cases = [
+        (errors.ConfigError("bad value"), 2),
+        (errors.CheckpointError("step 4 is damaged"), 1),
+        (errors.NonFiniteLossError("nan at step 3"), 1),
+        (FileNotFoundError("no dataset at /x"), 1),
+    ]
+    for error, code in cases:
+        with pytest.raises(SystemExit) as exited, errors.one_line_errors():
+            raise error
+        assert exited.value.code == code
+        assert capsys.readouterr().err == f"error: {error}\n"
+    with pytest.raises(ValueError), errors.one_line_errors():  # a bug keeps its traceback
+        raise ValueError("a bug")
+    monkeypatch.setenv("THESIS_JAX_DEBUG", "1")
+    with pytest.raises(errors.ConfigError), errors.one_line_errors():
+        raise errors.ConfigError("bad value")
 
 
 def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):

@@ -11,9 +11,17 @@ from tests.conftest import ROOT
 
 
 def run_module(
-    module: str, *args: str, timeout: float, env: dict[str, str] | None = None
+    module: str,
+    *args: str,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    cpus: int | None = None,
 ) -> subprocess.CompletedProcess:
-    """`python -m module args...` from the repository root, output captured."""
+    """`python -m module args...` from the repository root, output captured; `cpus`: pinned
+    to that many of this process's CPUs (XLA sizes its thread pools by them)."""
+    if cpus is not None and cpus > len(os.sched_getaffinity(0)):
+        raise ValueError(f"cpus={cpus} but this process may use {len(os.sched_getaffinity(0))}")
+    allowed = sorted(os.sched_getaffinity(0))[:cpus] if cpus else None
     return subprocess.run(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
@@ -21,6 +29,7 @@ def run_module(
         text=True,
         timeout=timeout,
         env=dict(os.environ) if env is None else env,
+        preexec_fn=(lambda: os.sched_setaffinity(0, allowed)) if allowed else None,
     )
 
 

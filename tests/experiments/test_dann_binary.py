@@ -52,13 +52,62 @@ def test_dann_binary_writes_the_report_and_resumes(tmp_path):
         assert (workdir / mode / "checkpoints" / "24").is_dir()
     assert json.loads((workdir / "config.json").read_text())["num_steps"] == 24
 
-    # The same command again finds finished checkpoints: no training, same report.
+    # The same command again finds finished checkpoints: no training, same report. DANN's
+    # newest checkpoint is damaged first: that run falls back to step 12, says so in a line,
+    # sets the damaged one aside and trains the last 12 steps again, to the same model.
+    checkpoints = workdir / "dann" / "checkpoints"
+    _damage(checkpoints / "24")
     second = _run("experiments.dann", f"--workdir={workdir}", *TINY)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert "resumed from" in second.stderr
+    assert "resumed from" in second.stderr and "Traceback" not in second.stderr
+    assert re.search(r"checkpoint step 24 in \S+ cannot be restored \(", second.stderr)
+    assert re.search(r"resuming from step 12, the newest checkpoint in \S+ that", second.stderr)
+    assert (workdir / "dann" / "checkpoints.damaged" / "24").is_dir()
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["12", "24"]
     again = json.loads((workdir / "results.json").read_text())
     for method in ("source_only", "dann", "train_on_target"):
         assert again[method]["target_accuracy"] == results[method]["target_accuracy"]
+
+    # Every checkpoint damaged: one line that names the folder, no traceback, nothing moved.
+    for step in checkpoints.iterdir():
+        _damage(step)
+    third = _run("experiments.dann", f"--workdir={workdir}", *TINY)
+    assert third.returncode == 1
+    assert "Traceback" not in third.stderr and "Event loop" not in third.stderr
+    errors = [line for line in third.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: none of the checkpoints in {checkpoints} restores (steps 24, 12); move that "
+        "folder away to start the run over"
+    ]
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["12", "24"]
+
+
+def test_a_diverging_run_stops_with_one_line(tmp_path):
+    """A learning rate of 1e8 makes the losses NaN within three steps: the run stops there,
+    names the step and the last good checkpoint, and exits 1 without a traceback."""
+    run = _run(
+        "experiments.dann",
+        f"--workdir={tmp_path}",
+        "--config.methods=('dann',)",
+        "--config.learning_rate.mu0=1e8",
+        "--config.num_steps=6",
+        "--config.log_every=1",
+    )
+    assert run.returncode == 1, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and re.match(
+        r"error: non-finite \{.*'loss': nan.*\} at step \d; the last good checkpoint is step",
+        errors[0],
+    ), run.stderr[-2000:]
+
+
+def _damage(step_dir):
+    """Truncates a checkpoint's data files, as a disk that filled up would leave them."""
+    files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files, f"no data files in {step_dir}"
+    for path in files:
+        path.write_bytes(path.read_bytes()[:10])
 
 
 def _assert_dann_tour_page(root):

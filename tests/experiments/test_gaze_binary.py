@@ -5,6 +5,7 @@ Two runs go through `python -m` (the photo, a missing input); the others call th
 load once instead of once per run.
 """
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -74,6 +75,102 @@ def test_gaze_binary_corrects_a_video_keeping_frame_count_and_size(tmp_path, gaz
     # Lossy codecs: the frames come back close to the inputs away from the eyes.
     assert np.abs(decoded[0][150:].astype(float) - frames[0][150:]).mean() < 8
     assert not list(tmp_path.glob(".*partial*"))
+
+
+def write_clip_with_tone(path, frames, fps=10, tone=440.0, rate=16000, audio="aac"):
+    """A video of `frames` (MPEG-4) with a mono sine of `tone` Hz as long as the frames."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("mpeg4", rate=fps)
+        video.height, video.width = frames[0].shape[:2]
+        video.pix_fmt = "yuv420p"
+        sound = out.add_stream(audio, rate=rate)
+        sound.layout = "mono"
+        for frame in frames:
+            out.mux(video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(video.encode(None))
+        count = int(len(frames) / fps * rate)
+        wave = 0.5 * np.sin(2 * np.pi * tone * np.arange(count) / rate)
+        layout = sound.codec_context.format.name
+        chunk = sound.codec_context.frame_size or 1024
+        for start in range(0, count, chunk):
+            block = wave[start : start + chunk]
+            block = (block * 32767).astype(np.int16) if layout == "s16" else block.astype("f4")
+            piece = av.AudioFrame.from_ndarray(block[None], format=layout, layout="mono")
+            piece.sample_rate, piece.pts = rate, start
+            out.mux(sound.encode(piece))
+        out.mux(sound.encode(None))
+
+
+def read_sound(path) -> tuple[np.ndarray, int, list[str]]:
+    """(samples of the first audio stream, its rate, the codecs of every stream)."""
+    with av.open(str(path)) as container:
+        codecs = [f"{s.type}:{s.codec_context.name}" for s in container.streams]
+        stream = container.streams.audio[0]
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in container.decode(stream)])
+        return samples.astype(np.float64), stream.sample_rate, codecs
+
+
+def peak_hz(samples: np.ndarray, rate: int) -> float:
+    return float(np.argmax(np.abs(np.fft.rfft(samples))) * rate / len(samples))
+
+
+def test_gaze_binary_keeps_the_sound_of_a_video(tmp_path, gaze_main):
+    source, output = tmp_path / "call.mp4", tmp_path / "fixed.mp4"
+    write_clip_with_tone(source, face_frames(6))
+    code, stdout, stderr = gaze_main(f"--input={source}", f"--output={output}", "--angle=12")
+    assert code == 0, stderr[-3000:]
+    assert "6 frames" in stdout and "with 1 audio stream" in stdout
+    samples, rate, codecs = read_sound(output)
+    assert codecs == ["video:mpeg4", "audio:aac"]
+    assert peak_hz(samples, rate) == pytest.approx(440.0, abs=2)
+    assert len(samples) / rate == pytest.approx(0.6, abs=0.1)  # 6 frames at 10 fps
+    assert not list(tmp_path.glob(".*"))  # no partial files left
+
+
+def test_sound_the_output_container_cannot_hold_as_is_is_reencoded(tmp_path):
+    """The fallback of `carry_other_streams`: AAC again (or PCM in AVI), the same tone."""
+    from experiments.gaze import _mux
+
+    source, frames_only = tmp_path / "in.mkv", tmp_path / "frames.mkv"
+    frames = [np.full((48, 64, 3), 30 * k, np.uint8) for k in range(8)]
+    write_clip_with_tone(source, frames, audio="pcm_s16le")
+    write_clip_with_tone(frames_only, frames)
+    for name, codec in (("out.mp4", "aac"), ("out.avi", "pcm_s16le")):
+        with av.open(str(source)) as original:
+            _mux(
+                original, list(original.streams.audio), frames_only, tmp_path / name, reencode=True
+            )
+        samples, rate, codecs = read_sound(tmp_path / name)
+        assert codecs == ["video:mpeg4", f"audio:{codec}"]
+        assert peak_hz(samples, rate) == pytest.approx(440.0, abs=2)
+        assert len(samples) / rate == pytest.approx(0.8, abs=0.1)
+
+
+def test_gaze_binary_never_overwrites_the_input_or_an_output_unasked(tmp_path, photo, gaze_main):
+    original = tmp_path / "mine.png"
+    original.write_bytes(open(photo, "rb").read())
+    before = original.read_bytes()
+    code, _, stderr = gaze_main(f"--input={original}", f"--output={tmp_path}/./mine.png")
+    assert code == 1 and "Traceback" not in stderr
+    assert stderr.strip() == (
+        f"error: --output {tmp_path}/mine.png is the input: gaze correction never replaces the "
+        "original (choose another --output)"
+    )
+    assert original.read_bytes() == before
+    taken = tmp_path / "taken.png"
+    taken.write_bytes(b"someone's picture")
+    code, _, stderr = gaze_main(f"--input={original}", f"--output={taken}")
+    assert code == 1 and "exists; pass --overwrite" in stderr and "Traceback" not in stderr
+    assert taken.read_bytes() == b"someone's picture"
+    code, _, stderr = gaze_main(f"--input={original}", f"--output={taken}", "--overwrite")
+    assert code == 0, stderr[-3000:]
+    assert Image.open(taken).size == Image.open(original).size
+    # a folder that does not exist yet is made
+    nested = tmp_path / "new" / "folder" / "out.png"
+    code, stdout, stderr = gaze_main(f"--input={original}", f"--output={nested}")
+    assert code == 0, stderr[-3000:]
+    assert nested.is_file() and f"wrote {nested}" in stdout
+    assert not list(nested.parent.glob(".*"))
 
 
 def test_gaze_binary_corrects_a_photo_only_around_the_eyes(tmp_path, photo):

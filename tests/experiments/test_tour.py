@@ -73,17 +73,64 @@ def test_the_default_tour_reproduces_the_thesis_ordering_in_every_section(tmp_pa
         assert "does not hold" in verdicts["DeepWarp"] and "Why:" in verdicts["DeepWarp"]
 
 
-@pytest.mark.slow  # 20 s to 2 minutes each on 2 cores: together past the fast suite's budget
-@pytest.mark.parametrize("binary", ["n4fields", "deepwarp", "dann", "spiral", "spiral_mcmc"])
+@pytest.mark.slow  # 2 to 5 minutes each on 2 cores; 12 runs
+@pytest.mark.parametrize("cpus", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("section", ["n4fields", "deepwarp"])
+def test_the_n4_and_deepwarp_sections_rank_alike_on_any_seed_and_thread_count(
+    section, seed, cpus, tmp_path
+):
+    """The two sections whose numbers once depended on the machine (CNN-patch dying or not,
+    issue 18) keep the thesis's ordering with XLA on one or two threads, for three seeds."""
+    result = run_module(
+        "experiments.tour",
+        f"--workdir={tmp_path}",
+        f"--methods={section}",
+        f"--seed={seed}",
+        timeout=1800,
+        env=one_device_env(),
+        cpus=cpus,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    scores = json.loads((tmp_path / section / "results.json").read_text())
+    page = (tmp_path / "index.html").read_text()
+    if section == "n4fields":  # Table 3.I
+        assert scores["n4"]["ods"] > scores["patch"]["ods"] > scores["central"]["ods"], scores
+        assert "ordering holds" in page
+    else:  # fig. 4.7, but for the lightness correction (see the whole-tour test)
+        assert scores["cfw"]["mse"] < scores["ss"]["mse"] < scores["identity"]["mse"], scores
+        lcm_leads = scores["cfw_lcm"]["mse"] < scores["cfw"]["mse"]
+        assert ("ordering holds" in page) == lcm_leads and (lcm_leads or "Why:" in page)
+
+
+# A user's first command, scaled down: `--config.num_steps=5` of the default preset, evaluation
+# included (the target: under two minutes on 2 cores). N4-Fields (its 12 held-out images through
+# four models, SIFT's dense 128-d search the longest) and DeepWarp (four variants compiled and
+# evaluated) take 50-110 s, past what the fast suite can spend, so they are slow tests; the fast
+# suite runs those binaries on tiny settings instead (test_n4fields_binary, test_deepwarp_binary).
+SLOW_SMOKE = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    "binary",
+    [
+        pytest.param("n4fields", marks=SLOW_SMOKE),
+        pytest.param("deepwarp", marks=SLOW_SMOKE),
+        "dann",
+        "spiral",
+        "spiral_mcmc",
+    ],
+)
 def test_a_five_step_run_of_the_default_preset_is_a_quick_smoke_test(binary, tmp_path):
-    """`--config.num_steps=5` scales the whole run down, evaluation included (the target: under
-    two minutes on 2 cores; timed by hand, not here)."""
     run = run_module(
         f"experiments.{binary}",
         f"--workdir={tmp_path}",
         "--config.num_steps=5",
         timeout=1200,
-        env=one_device_env(),  # as a user runs it, and as it was timed
+        env=one_device_env(),  # as a user runs it
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
     assert list(tmp_path.rglob("*.png")), "no pictures written"
+    config = json.loads(next(tmp_path.rglob("config.json")).read_text())
+    assert config["num_steps"] == 5

@@ -42,6 +42,44 @@ def test_hub_replay_is_a_ring_buffer():
     assert set(sample.tolist()) == {3.0, 4.0, 5.0, 2.0}  # 0 and 1 were overwritten
 
 
+def test_the_replay_store_survives_a_restart(tmp_path):
+    """Saved with the checkpoints and refilled on resume: the restarted hub holds the same
+    examples, overwrites the oldest next, and samples as the first would have."""
+    from thesis_jax.spiral.workers import load_replay, save_replay
+
+    hub = HubCore(1, replay_capacity=4, seed=3)
+    for start in (0, 3):  # a full ring whose write position has wrapped: 4, 5, 2, 3
+        hub.add_generated(
+            {
+                "canvas": np.arange(start, start + 3, dtype=np.float32)[:, None],
+                "target": np.arange(start, start + 3, dtype=np.float32)[:, None] + 10,
+            }
+        )
+    assert HubCore(1, 4).replay_snapshot() == {}
+    path = str(tmp_path / "critic_learner" / "replay.npz")
+    save_replay(path, hub.replay_snapshot(), step=7)
+    step, snapshot = load_replay(path)
+    restarted = HubCore(1, replay_capacity=4, seed=99)
+    assert step == 7 and restarted.restore_replay(snapshot) == 4
+    for _ in range(3):
+        a, b = hub.sample_generated(2), restarted.sample_generated(2)
+        assert set(a) == {"canvas", "target"}
+        np.testing.assert_array_equal(a["canvas"], b["canvas"])
+        np.testing.assert_array_equal(a["target"], a["canvas"] + 10)
+    for store in (hub, restarted):
+        store.add_generated({"canvas": np.array([[9.0]]), "target": np.array([[19.0]])})
+    for store in (hub, restarted):
+        seen = np.concatenate([store.sample_generated(4)["canvas"][:, 0] for _ in range(60)])
+        assert set(seen.tolist()) == {3.0, 4.0, 5.0, 9.0}  # the oldest (2) went first
+    smaller = HubCore(1, replay_capacity=2)  # another capacity: the newest, oldest first
+    assert smaller.restore_replay(snapshot) == 2
+    seen = np.concatenate([smaller.sample_generated(2)["canvas"][:, 0] for _ in range(30)])
+    assert set(seen.tolist()) == {4.0, 5.0}
+    (tmp_path / "damaged.npz").write_bytes(b"not a zip")
+    assert load_replay(str(tmp_path / "damaged.npz")) is None
+    assert load_replay(str(tmp_path / "missing.npz")) is None
+
+
 def test_a_non_finite_learner_loss_stops_the_run_naming_the_last_checkpoint(tmp_path):
     (tmp_path / "policy_learner" / "40").mkdir(parents=True)
     stats = {"seconds": 2.0, "queue_size": 0.0, "replay_size": 0.0}

@@ -3,8 +3,9 @@
 Nothing here knows about a particular method.
 """
 
-from thesis_jax.core import checkpoint, loop, metrics, parallel, presets
+from thesis_jax.core import checkpoint, errors, loop, metrics, parallel, presets
 from thesis_jax.core.checkpoint import Checkpointer
+from thesis_jax.core.errors import CheckpointError, ConfigError, NonFiniteLossError, UserError
 from thesis_jax.core.loop import LoopResult, Periodic, check_finite, loop_options, train
 from thesis_jax.core.metrics import (
     MetricWriter,
@@ -14,7 +15,7 @@ from thesis_jax.core.metrics import (
     save_png,
     write_atomic,
 )
-from thesis_jax.core.presets import ConfigError, get_config
+from thesis_jax.core.presets import get_config
 from thesis_jax.core.train_state import (
     TrainState,
     exponential_moving_average,
@@ -22,14 +23,18 @@ from thesis_jax.core.train_state import (
 )
 
 __all__ = [
+    "CheckpointError",
     "Checkpointer",
     "ConfigError",
     "LoopResult",
     "MetricWriter",
+    "NonFiniteLossError",
     "Periodic",
     "TrainState",
+    "UserError",
     "check_finite",
     "checkpoint",
+    "errors",
     "exponential_moving_average",
     "get_config",
     "image_grid",

@@ -8,12 +8,21 @@ an interrupted-and-resumed run bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
+
+from thesis_jax.core.errors import CheckpointError
 
 # Orbax reports every file operation at INFO; a training log needs only its warnings.
 logging.getLogger("orbax").setLevel(logging.WARNING)
@@ -32,6 +41,53 @@ def _for_saving(state: Any) -> Any:
     if jax.process_count() > 1:
         return state
     return jax.device_get(state)
+
+
+_CLOSED_LOOP_NOISE = (
+    "Traceback (most recent call last):",
+    "asyncio/base_events.py",
+    "self._check_closed()",
+    "raise RuntimeError('Event loop is closed')",
+    "RuntimeError: Event loop is closed",
+)
+
+
+@contextlib.contextmanager
+def _without_closed_loop_noise() -> Iterator[None]:
+    """Holds back what Python writes to stderr while orbax restores, then writes it out without
+    the tracebacks of a failed restore's stragglers.
+
+    When a damaged file fails a restore, tensorstore's other reads still in flight report back
+    to the event loop orbax has already closed, and each prints `RuntimeError: Event loop is
+    closed` with its traceback, from tensorstore's threads, for a while after the exception:
+    dozens of lines that hide the one that matters. Everything else is written out as it was.
+    """
+    captured, original = io.StringIO(), sys.stderr
+    sys.stderr = captured
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        size = -1
+        for _ in range(20):  # the stragglers: wait until they have gone quiet (1 s at most)
+            if captured.tell() == size:
+                break
+            size = captured.tell()
+            time.sleep(0.05)
+        raise
+    finally:
+        sys.stderr = original
+        text = captured.getvalue()
+        if failed:
+            lines = text.splitlines(keepends=True)
+            text = "".join(
+                line
+                for line in lines
+                if line.strip() and not any(noise in line for noise in _CLOSED_LOOP_NOISE)
+            )
+        if text:
+            original.write(text)
 
 
 class Checkpointer:
@@ -59,12 +115,68 @@ class Checkpointer:
         return list(self._manager.all_steps())
 
     def restore(self, template: Any, step: int | None = None) -> Any | None:
-        """The state saved at `step` (default: latest), shaped like `template`; None if none."""
-        step = self.latest_step if step is None else step
-        if step is None:
-            return None
+        """The state saved at `step`, shaped like `template`; None if there is none.
+
+        Without `step`: the newest checkpoint that restores. One that fails (damaged files, a
+        disk that filled up mid-write) is reported in one warning line and the next older one
+        is tried; once an older one restores, the failed ones are moved to
+        `<directory>.damaged/` (kept, out of the way of the resumed run's saves). If none
+        restores (damaged, or saved by a different model), nothing is moved and
+        `CheckpointError` names the folder to move away.
+        """
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
-        return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        if step is not None:
+            return self._restore(step, abstract)
+        steps = sorted(self.all_steps(), reverse=True)
+        failed = []
+        for candidate in steps:
+            try:
+                state = self._restore(candidate, abstract)
+            except CheckpointError as e:
+                absl_logging.warning("%s", e)
+                failed.append(candidate)
+                continue
+            for step in failed:
+                absl_logging.warning("checkpoint step %d %s", step, self._set_aside(step))
+            if failed:
+                absl_logging.warning(
+                    "resuming from step %d, the newest checkpoint in %s that restores",
+                    candidate,
+                    self.directory,
+                )
+            return state
+        if failed:
+            raise CheckpointError(
+                f"none of the checkpoints in {self.directory} restores (steps "
+                f"{', '.join(map(str, steps))}); move that folder away to start the run over"
+            )
+        return None
+
+    def _set_aside(self, step: int) -> str:
+        """Moves a checkpoint that does not restore out of the way of the run's next saves
+        (into `<directory>.damaged/<step>`, kept for inspection); says where it went."""
+        if jax.process_count() > 1:  # every host reads it; none may move it under the others
+            return "left in place (several processes)"
+        destination = os.path.join(f"{self.directory}.damaged", str(step))
+        if os.path.exists(destination):
+            destination = f"{destination}.{int(time.time())}"
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        shutil.move(os.path.join(self.directory, str(step)), destination)
+        self._manager.reload()
+        return f"moved to {destination}"
+
+    def _restore(self, step: int, abstract: Any) -> Any:
+        try:
+            with _without_closed_loop_noise():
+                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+        except Exception as e:  # orbax / tensorstore raise many types for damaged files
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if len(reason) > 160:
+                reason = reason[:157] + "..."
+            raise CheckpointError(
+                f"checkpoint step {step} in {self.directory} cannot be restored "
+                f"({type(e).__name__}: {reason})"
+            ) from e
 
     def maybe_save(self, step: int, state: Any) -> bool:
         """Saves if `step` is on the save interval; returns whether it saved."""

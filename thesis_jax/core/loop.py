@@ -30,6 +30,7 @@ from jax.sharding import Mesh
 
 from thesis_jax.core import parallel
 from thesis_jax.core.checkpoint import Checkpointer
+from thesis_jax.core.errors import NonFiniteLossError
 from thesis_jax.core.metrics import MetricWriter, progress_bar
 
 Batch = Any
@@ -125,10 +126,11 @@ class LatestCheckpoint(Protocol):
 
 
 def check_finite(metrics: Mapping[str, float], step: int, checkpointer: LatestCheckpoint) -> None:
-    """Raises `FloatingPointError` if a loss among `metrics` is NaN or infinite."""
+    """Raises `NonFiniteLossError` (a `FloatingPointError`) if a loss among `metrics` is NaN or
+    infinite."""
     bad = {k: v for k, v in metrics.items() if "loss" in k and not math.isfinite(v)}
     if bad:
-        raise FloatingPointError(
+        raise NonFiniteLossError(
             f"non-finite {bad} at step {step}; the last good checkpoint is step "
             f"{checkpointer.latest_step} in {checkpointer.directory}. Lower the learning rate "
             "or check the input data, then resume or start a new workdir."

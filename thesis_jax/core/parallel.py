@@ -17,6 +17,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
+from thesis_jax.core.errors import ConfigError
+
 DATA_AXIS = "data"
 _log = logging.getLogger(__name__)
 _distributed_initialized = False
@@ -102,11 +104,22 @@ def placed_like(tree: Any, like: Any) -> Any:
     return jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), tree, like)
 
 
+def check_batch_split(count: int, what: str = "config.batch_size") -> None:
+    """Raises ConfigError unless `count` examples split evenly over every device (of every
+    process): called by the binaries' config checks, before any work."""
+    devices = jax.device_count()
+    if count < 1 or count % devices:
+        raise ConfigError(
+            f"{what} is {count}, which does not split over {devices} devices; use a multiple "
+            f"of {devices}"
+        )
+
+
 def local_batch_size(global_batch_size: int, mesh: Mesh) -> int:
-    """This process's share of a global batch; raises if it does not split evenly."""
+    """This process's share of a global batch; raises ConfigError if it does not split evenly."""
     devices = mesh.devices.size
     if global_batch_size % devices:
-        raise ValueError(
+        raise ConfigError(
             f"batch_size={global_batch_size} does not split over {devices} devices; "
             f"use a multiple of {devices} (e.g. --config.batch_size="
             f"{max(devices, global_batch_size // devices * devices)})"

@@ -26,13 +26,11 @@ from typing import Any
 
 import ml_collections
 
+from thesis_jax.core.errors import ConfigError, one_line_errors
+
 REQUIRED_FIELDS = ("seed", "num_steps", "batch_size", "data_dir")
 _TRUE = {"true", "1", "yes", "y", "on"}
 _FALSE = {"false", "0", "no", "n", "off"}
-
-
-class ConfigError(ValueError):
-    """A preset, field or value given on the command line (or in code) is not valid."""
 
 
 def load_preset_module(path: str | os.PathLike) -> ModuleType:
@@ -185,6 +183,37 @@ def claim_workdir(
         write_atomic(path, json.dumps(current, indent=2, sort_keys=True))
 
 
+# Fields every binary's loop reads (when the preset has them): counts that must be positive,
+# and intervals where 0 means "off" or "at the end only".
+POSITIVE_FIELDS = ("num_steps", "batch_size", "eval_batch_size", "keep_checkpoints")
+INTERVAL_FIELDS = ("log_every", "eval_every", "checkpoint_every", "sample_every")
+
+
+def check_common(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
+    """What every run needs before any work: positive counts, non-negative intervals, and a
+    workdir that is a folder or can be made one (it is created here). Raises ConfigError with
+    every problem found, one clause each."""
+    problems = [
+        f"config.{name} must be >= 1, got {config[name]}"
+        for name in POSITIVE_FIELDS
+        if isinstance(config.get(name), int) and config[name] < 1
+    ]
+    problems += [
+        f"config.{name} must be >= 0 (0: off), got {config[name]}"
+        for name in INTERVAL_FIELDS
+        if isinstance(config.get(name), int) and config[name] < 0
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
+    path = Path(workdir)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--workdir {workdir} is a file; give a folder (made if missing)")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--workdir {workdir}: cannot make the folder ({e.strerror})") from None
+
+
 def split_config_args(argv: Sequence[str]) -> tuple[str | None, dict[str, str], list[str]]:
     """Separates `--config[=| ]SPEC` and `--config.field[=| ]VALUE` from the other flags."""
     spec, overrides, rest = None, {}, []
@@ -216,12 +245,16 @@ def run(
     preset_file: str | os.PathLike,
     default_preset: str,
     report: str | None = "results.md",
+    check: Callable[[ml_collections.ConfigDict], None] | None = None,
 ) -> None:
     """`absl.app.run` for an experiment binary: `--config` (module docstring) and `--workdir`.
 
-    Initialises multi-host JAX when launched so, then calls `main(config, workdir)`; the workdir
-    defaults to `runs/<name>/<preset>`. A `main` that returns anything but None (None:
-    interrupted, or nothing to report) has written `workdir/report`, and the path is logged.
+    Initialises multi-host JAX when launched so, checks the config (`check_common`, then the
+    method's `check`, which raises ConfigError; it may look at the devices), then calls
+    `main(config, workdir)`; the workdir defaults to `runs/<name>/<preset>`. A `main` that
+    returns anything but None (None: interrupted, or nothing to report) has written
+    `workdir/report`, and the path is logged. User errors (`errors.UserError`: a bad config,
+    a damaged checkpoint, a non-finite loss; a missing file) end the program with one line.
     """
     from absl import app, flags
 
@@ -258,14 +291,11 @@ def run(
         parallel.initialize_distributed()  # before anything touches a JAX backend
         config = holder["config"]
         workdir = workdir_flag.value or os.path.join("runs", name, config.preset)
-        try:
+        with one_line_errors():  # bad config, missing data, damaged checkpoints, a NaN loss
+            check_common(config, workdir)
+            if check is not None:
+                check(config)
             result = main(config, workdir)
-        except ConfigError as e:  # e.g. a workdir that holds another config's run
-            sys.stderr.write(f"error: {e}\n")
-            sys.exit(2)
-        except FileNotFoundError as e:  # a dataset that is not prepared: the message says how
-            sys.stderr.write(f"error: {e}\n")
-            sys.exit(1)
         if report and result is not None:
             from absl import logging as absl_logging
 

@@ -53,6 +53,21 @@ METHODS = {
 }
 
 
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Everything `check_methods` checks, and a batch that halves into source and target
+    halves that split over the devices; raises ConfigError."""
+    check_methods(config)
+    if config.batch_size % 2:
+        raise ConfigError(
+            f"config.batch_size must be even (half source, half target), got {config.batch_size}"
+        )
+    parallel.check_batch_split(config.batch_size // 2, "half of config.batch_size")
+    if config.labelled_per_class:
+        parallel.check_batch_split(
+            max(config.batch_size // 8, 1), "the labelled target share (config.batch_size // 8)"
+        )
+
+
 def check_methods(config: ml_collections.ConfigDict) -> None:
     """Unknown methods, or a mismatch between the semi-supervised methods and
     `labelled_per_class`, raise ConfigError (a ValueError the binaries print as one line)."""

@@ -29,7 +29,8 @@ EVAL_PAIRS = 512
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Unknown variants or angle dimensions that contradict `two_d` raise ConfigError."""
+    """Unknown variants, angle dimensions that contradict `two_d` or a batch that does not
+    split over the devices raise ConfigError."""
     unknown = set(config.variants) - set(VARIANTS)
     if unknown or not config.variants:
         raise ConfigError(
@@ -37,6 +38,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         )
     if config.angle_dims != (2 if config.two_d else 1):
         raise ConfigError("config.angle_dims must be 2 when config.two_d is set, else 1")
+    parallel.check_batch_split(config.batch_size)
 
 
 def variant_config(config: ml_collections.ConfigDict, variant: str) -> ml_collections.ConfigDict:

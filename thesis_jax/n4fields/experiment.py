@@ -34,7 +34,8 @@ AE_PCA_SAMPLES = 20_000  # C(256, 2) = 32,640 bytes per AE sample: 650 MB at thi
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
-    """Unknown models or impossible committee / scale / stride values raise ConfigError."""
+    """Unknown models, impossible committee / scale / stride values or a batch that does not
+    split over the devices raise ConfigError."""
     unknown = [m for m in config.models if m not in MODELS]
     if unknown or not config.models:
         raise ConfigError(
@@ -46,6 +47,7 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.scales must be positive, got {tuple(config.scales)}")
     if not 1 <= config.stride <= targets.ANNOTATION_SIZE // 2:
         raise ConfigError(f"config.stride must be in 1..{targets.ANNOTATION_SIZE // 2}")
+    parallel.check_batch_split(config.batch_size)
 
 
 def network_config(

@@ -28,7 +28,9 @@ actor is restarted by Ray and goes on painting; a dead learner restarts, restore
 checkpoint (`<workdir>/policy_learner`, `<workdir>/critic_learner`) and is asked again to train
 "until step S", so the run continues. The driver (`train`) asks both learners to advance in
 chunks, logs, evaluates, writes pictures and checkpoints between chunks, and stops cleanly on
-Ctrl-C / SIGTERM (both learners save, the same command resumes).
+Ctrl-C / SIGTERM (both learners save, the same command resumes). The hub's replay store of
+generated images is saved with the checkpoints (`<workdir>/critic_learner/replay.npz`) and
+refilled when a run resumes, so the critic does not restart from an empty replay.
 
 The learners and actors rebuild the experiment from a picklable `Program`; `train` returns the
 same `core.LoopResult` as the single-host `core.train`.
@@ -55,7 +57,9 @@ from thesis_jax.spiral.workers import (
     HubCore,
     PolicyLearnerCore,
     Program,
+    load_replay,
     mean_metrics,
+    save_replay,
     stack_records,
     with_policy,
 )
@@ -325,6 +329,13 @@ def start(
             .options(**learner_options)
             .remote(program_ref, hub, os.path.join(workdir, "critic_learner"), keep_checkpoints)
         )
+    if critic_learner is not None:
+        saved = load_replay(_replay_path(workdir))
+        if saved is not None:
+            held = ray.get(hub.restore_replay.remote(saved[1]))
+            absl_logging.info(
+                "replay store restored: %d generated images (step %d)", held, saved[0]
+            )
     actor_options = {
         "num_cpus": settings.actor_cpus,
         "max_restarts": -1,
@@ -406,7 +417,7 @@ def train(
                     writer.scalars(step, metrics)
                     last_stats = stats
                 if step % checkpoint_every == 0 or step == num_steps:
-                    _save(system)
+                    _save(system, workdir)
                 due = [
                     p for p in periodic if step % p.every == 0 or (p.at_end and step == num_steps)
                 ]
@@ -419,7 +430,7 @@ def train(
                         eval_metrics = dict(eval_fn(state))
                         writer.scalars(step, {f"eval/{k}": v for k, v in eval_metrics.items()})
             if interrupted:
-                _save(system)
+                _save(system, workdir)
                 absl_logging.warning(
                     "stopped at step %d (%s); checkpoints saved in %s: rerun to resume",
                     step,
@@ -439,13 +450,22 @@ def _due(step: int, every: int, num_steps: int) -> bool:
     return step == num_steps or bool(every and step % every == 0)
 
 
-def _save(system: System) -> None:
+def _save(system: System, workdir: str) -> None:
+    """Both learners' checkpoints, then the hub's replay store beside the critic's."""
     import ray
 
     calls = [system.policy_learner.save.remote()]
     if system.critic_learner is not None:
         calls.append(system.critic_learner.save.remote())
-    ray.get(calls)
+    steps = ray.get(calls)
+    if system.critic_learner is not None:
+        snapshot = ray.get(system.hub.replay_snapshot.remote())
+        if snapshot:
+            save_replay(_replay_path(workdir), snapshot, steps[-1])
+
+
+def _replay_path(workdir: str) -> str:
+    return os.path.join(os.path.abspath(workdir), "critic_learner", "replay.npz")
 
 
 def _newest_state(system: System, template: spiral_train.SpiralState) -> spiral_train.SpiralState:

@@ -89,6 +89,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
             )
     if config.pbt_population == 1 or config.pbt_population < 0:
         raise core.ConfigError("pbt_population must be 0 (off) or at least 2")
+    if not config.distributed:  # Ray learners split their batch over their own devices
+        parallel.check_batch_split(config.batch_size)
     if config.agent:
         try:
             export.resolve(config.agent)

@@ -4,7 +4,8 @@
 (and usable) without Ray:
 
 - `HubCore`: the parameter store, the bounded trajectory queue, the replay store of generated
-  images and the run's counters; plain Python and numpy, nothing in it touches JAX.
+  images and the run's counters; plain Python and numpy, nothing in it touches JAX. Its replay
+  store is saved with the learners' checkpoints (`save_replay`) and refilled on resume.
 - `ActorCore`: paints `episodes_per_actor_step` episodes at a time with the newest policy it has
   been given (JaxPaint, jitted on the CPU, or a host renderer) and tags them with that policy's
   version and the behaviour log-probabilities.
@@ -19,7 +20,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
+import os
+import pickle
 import time
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +33,7 @@ import numpy as np
 from absl import logging as absl_logging
 
 from thesis_jax.core.checkpoint import Checkpointer
+from thesis_jax.core.metrics import write_atomic
 from thesis_jax.spiral import actors
 from thesis_jax.spiral import train as spiral_train
 
@@ -134,6 +140,45 @@ class HubCore:
         index = self._rng.integers(0, self._replay_size, size=count)
         return {k: v[index] for k, v in self._replay.items()}
 
+    def replay_snapshot(self) -> dict[str, np.ndarray]:
+        """The replay store as arrays (its filled slots, the ring's capacity and write position,
+        the sampling RNG's state), for `save_replay`; {} while it is empty."""
+        if not self._replay_size:
+            return {}
+        return {
+            **{f"replay/{k}": v[: self._replay_size] for k, v in self._replay.items()},
+            "capacity": np.asarray(self._replay_capacity),
+            "next": np.asarray(self._replay_next),
+            "rng": np.frombuffer(pickle.dumps(self._rng.bit_generator.state), np.uint8),
+        }
+
+    def restore_replay(self, snapshot: Mapping[str, np.ndarray]) -> int:
+        """Refills the replay store from `replay_snapshot`'s arrays; returns how many it holds.
+
+        A store of the saved capacity comes back exactly (slots, write position, sampling RNG);
+        one of another capacity (a changed config) takes the newest examples, oldest first.
+        """
+        images = {k.removeprefix("replay/"): v for k, v in snapshot.items() if "/" in k}
+        if not images:
+            return 0
+        count = len(images["canvas"])
+        if int(snapshot["capacity"]) == self._replay_capacity:
+            self._replay = {
+                k: np.zeros((self._replay_capacity, *v.shape[1:]), v.dtype)
+                for k, v in images.items()
+            }
+            for k, v in images.items():
+                self._replay[k][:count] = v
+            self._replay_size, self._replay_next = count, int(snapshot["next"])
+            self._rng.bit_generator.state = pickle.loads(snapshot["rng"].tobytes())
+            return count
+        wrapped = count == int(snapshot["capacity"])  # a full ring: the oldest is at `next`
+        start = int(snapshot["next"]) if wrapped else 0
+        order = ((start + np.arange(count)) % count)[-self._replay_capacity :]
+        self._replay, self._replay_size, self._replay_next = {}, 0, 0
+        self.add_generated({k: v[order] for k, v in images.items()})
+        return self._replay_size
+
     # Run control and counters.
     def stop(self) -> None:
         self._stopped = True
@@ -151,6 +196,30 @@ class HubCore:
             "replay_size": float(self._replay_size),
             "seconds": time.monotonic() - self._started,
         }
+
+
+def save_replay(path: str, snapshot: Mapping[str, np.ndarray], step: int) -> None:
+    """Writes a replay snapshot beside the learners' checkpoints (atomically: a run killed
+    while writing keeps the previous file)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, step=np.asarray(step), **snapshot)
+    write_atomic(path, buffer.getvalue())
+
+
+def load_replay(path: str) -> tuple[int, dict[str, np.ndarray]] | None:
+    """(step, snapshot) written by `save_replay`, or None if there is none or it is damaged
+    (the critic then refills an empty store, as a fresh run does; a line says so)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as saved:
+            arrays = {k: saved[k] for k in saved.files}
+        return int(arrays.pop("step")), arrays
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        absl_logging.warning(
+            "replay store %s unreadable (%s): the critic starts empty", path, error
+        )
+        return None
 
 
 # ----------------------------------------------------------------------------------------------
