@@ -21,6 +21,7 @@ from absl import logging as absl_logging
 
 from experiments.tour_section import TourSection
 from thesis_jax.core import parallel, write_atomic
+from thesis_jax.core.errors import ConfigError, one_line_errors
 
 TOUR_MODULES = (
     "experiments.n4fields",
@@ -89,7 +90,7 @@ def run_tour(
     modules = [m for m in TOUR_MODULES if not methods or m.split(".")[-1] in methods]
     unknown = set(methods or ()) - {m.split(".")[-1] for m in TOUR_MODULES}
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"unknown methods {sorted(unknown)}; the tour has "
             f"{[m.split('.')[-1] for m in TOUR_MODULES]}"
         )
@@ -112,7 +113,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}")
     parallel.initialize_distributed()
-    run_tour(_WORKDIR.value, _METHODS.value, _BUDGET.value, _SEED.value)
+    with one_line_errors():
+        if _BUDGET.value <= 0:
+            raise ConfigError(f"--budget must be > 0, got {_BUDGET.value}")
+        run_tour(_WORKDIR.value, _METHODS.value, _BUDGET.value, _SEED.value)
 
 
 if __name__ == "__main__":

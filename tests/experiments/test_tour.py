@@ -134,3 +134,11 @@ def test_a_five_step_run_of_the_default_preset_is_a_quick_smoke_test(binary, tmp
     assert list(tmp_path.rglob("*.png")), "no pictures written"
     config = json.loads(next(tmp_path.rglob("config.json")).read_text())
     assert config["num_steps"] == 5
+
+
+def test_an_unknown_method_is_a_config_error(tmp_path):
+    from experiments.tour import run_tour
+    from thesis_jax.core import ConfigError
+
+    with pytest.raises(ConfigError, match=r"unknown methods \['nope'\]; the tour has"):
+        run_tour(str(tmp_path), ["nope"])
