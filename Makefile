@@ -4,8 +4,10 @@
 #                    (BUDGET=3: each section trains three times longer)
 #   make test        the fast test suite (what CI runs)
 #   make test-slow   the long tests (real training runs, full benchmark evaluations)
-#   make bench       speed benchmarks (DANN step vs PyTorch, SPIRAL renderers vs libmypaint,
-#                    SPIRAL on Ray with 1, 2, 4 actors, gaze correction fps)
+#   make bench       speed benchmarks: one summary table of every comparison (DANN step and
+#                    warp vs PyTorch, JaxPaint vs libmypaint, N4-Fields inference; also
+#                    runs/bench/summary.json), then SPIRAL training, Ray with 1, 2, 4 actors,
+#                    gaze correction fps
 #   make lint        ruff check + format check
 
 SHELL := /bin/bash
@@ -77,9 +79,8 @@ $(VENV)-torch/bin/python:
 
 bench: system-packages $(VENV)/.installed-mujoco+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
-	$(PY) benchmarks/dann_step.py --torch-python=$(VENV)-torch/bin/python
-	$(PY) benchmarks/deepwarp.py --torch-python=$(VENV)-torch/bin/python
-	$(PY) benchmarks/spiral_envs.py
+	@mkdir -p runs/bench
+	$(PY) benchmarks/summary.py --reports=runs/bench --json-out=runs/bench/summary.json
 	$(PY) benchmarks/spiral_train.py
 	$(PY) benchmarks/spiral_scaling.py
 	$(PY) benchmarks/n4fields.py

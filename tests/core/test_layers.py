@@ -17,6 +17,8 @@ CONVS = [  # (size, channels, features, kernel, stride, padding)
     (15, 3, 4, 5, 3, "VALID"),
     (16, 3, 4, 4, 2, "VALID"),
     (8, 3, 4, 3, 1, "SAME"),
+    (8, 5, 6, 5, 1, "VALID"),  # DANN's GTSRB conv3 shape: a 4x4 output, 25 taps (small output)
+    (4, 3, 2, 5, 1, "SAME"),  # 16 pixels, 25 taps, padded
 ]
 TRANSPOSED = [(4, 8, 8, 4, 2), (4, 2, 3, 3, 2), (5, 3, 4, 5, 2), (6, 2, 3, 3, 3), (3, 2, 3, 1, 2)]
 
@@ -77,6 +79,22 @@ def test_strided_conv_custom_vjp_passes_numerical_gradient_checks():
             (x.astype(jnp.float64), kernel.astype(jnp.float64)),
             order=1,
             modes=["rev"],
+        )
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME", ((1, 2), (0, 3))])
+def test_small_output_conv_custom_vjp_passes_numerical_gradient_checks(padding):
+    with jax.enable_x64():
+        x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3), jnp.float64)
+        kernel = jax.random.normal(jax.random.PRNGKey(1), (5, 4, 3, 2), jnp.float64)
+        check_grads(
+            lambda x, k: layers.small_output_conv(x, k, padding),
+            (x, kernel),
+            order=1,
+            modes=["rev"],
+        )
+        np.testing.assert_allclose(
+            layers.small_output_conv(x, kernel, padding), layers.conv(x, kernel, padding)
         )
 
 
