@@ -100,7 +100,10 @@ def test_split_config_args_accepts_both_flag_spellings():
         (["--config.num_steps=x"], "does not parse as int"),
         (["--no_such_flag"], "Unknown command line flag 'no_such_flag'"),
         # checked before any work (presets.check_common, then the method's check_config)
-        (["--config.num_steps=-5"], "error: config.num_steps must be >= 1, got -5"),
+        (
+            ["--config.num_steps=-5", "--config.batch_size=0"],
+            "error: config.num_steps must be >= 1, got -5; config.batch_size must be >= 1, got 0",
+        ),
         (["--config.batch_size=7"], "error: config.batch_size must be even (half source, half"),
         # the tests' 8 simulated devices: 3 source and 3 target images cannot be split
         (["--config.batch_size=6"], "error: half of config.batch_size is 3, which does not split"),
