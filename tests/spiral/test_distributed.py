@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from thesis_jax.spiral import distributed, experiment, pbt
+from thesis_jax.spiral import distributed, experiment, pbt, workers
 from thesis_jax.spiral.workers import HubCore
 
 
@@ -181,6 +181,16 @@ def test_ray_actors_and_learners_train_with_off_policy_corrections(tmp_path, mon
     assert "policy/importance_ratio" in records[-1] and "policy/lag_mean" in records[-1]
     for learner in ("policy_learner", "critic_learner"):
         assert "20" in os.listdir(tmp_path / learner), learner
+    # The hub's replay store was saved with the checkpoints; a restarted system starts with it.
+    step, saved = workers.load_replay(str(tmp_path / "critic_learner" / "replay.npz"))
+    assert step == 20 and len(saved["replay/canvas"]) > 0
+    system = distributed.start(program, distributed.Settings(num_actors=1), str(tmp_path))
+    try:
+        import ray
+
+        assert ray.get(system.hub.stats.remote())["replay_size"] >= len(saved["replay/canvas"])
+    finally:
+        system.shutdown()
 
 
 @pytest.mark.slow  # 200 steps with restarts
