@@ -58,17 +58,30 @@ def _check_first_run(workdir):
     assert results["readability"] <= 0.3 < 0.6 <= results["readability_targets"]
 
 
-def test_spiral_binary_writes_checkpoints_grids_and_gif(tmp_path):
+def test_a_five_step_run_of_the_default_preset_writes_checkpoints_grids_and_gif(tmp_path):
+    """The user's first command scaled down (`--config.num_steps=5`, nothing else): the default
+    `digits` preset's network, renderer and evaluation, in seconds."""
     workdir = tmp_path / "spiral"
-    first = _run(f"--workdir={workdir}", "--config.num_steps=2", *TINY)
+    first = _run(f"--workdir={workdir}", "--config.num_steps=5")
     assert first.returncode == 0, first.stderr[-3000:]
-    _check_first_run(workdir)
+    assert "Traceback" not in first.stderr
+    assert (workdir / "checkpoints" / "5").is_dir()
+    _picture(workdir / "samples.png")
+    _picture(workdir / "samples" / "step_000005.png")
+    assert Image.open(workdir / "episode.gif").n_frames == 11  # blank canvas + 10 strokes
+    records = [json.loads(line) for line in open(workdir / "metrics.jsonl")]
+    assert any("train/policy/loss" in r for r in records)
+    assert any("train/critic/gradient_penalty" in r for r in records)
+    results = json.loads((workdir / "results.json").read_text())
+    assert results["step"] == 5 and results["l2"] > 0
+    # five steps paint no digit, while the targets themselves read well (the ceiling)
+    assert results["readability"] <= 0.3 < 0.6 <= results["readability_targets"]
     # The run's checkpoint as a one-file agent, with the held-out metrics of its float16 weights.
     agent_path = str(tmp_path / "agent.npz")
     metrics = export.export_run(str(workdir), agent_path)
-    assert metrics["step"] == 2 and 0 <= metrics["readability"] <= 1 and metrics["l2"] > 0
+    assert metrics["step"] == 5 and 0 <= metrics["readability"] <= 1 and metrics["l2"] > 0
     agent = export.load_agent(agent_path)
-    assert agent.metrics == metrics and agent.config.canvas_size == 16
+    assert agent.metrics == metrics and agent.config.canvas_size == 32
 
 
 @pytest.mark.slow

@@ -8,14 +8,12 @@ an interrupted-and-resumed run bit-identical to an uninterrupted one.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -43,8 +41,8 @@ def _for_saving(state: Any) -> Any:
     return jax.device_get(state)
 
 
+_TRACEBACK = "Traceback (most recent call last):"
 _CLOSED_LOOP_NOISE = (
-    "Traceback (most recent call last):",
     "asyncio/base_events.py",
     "self._check_closed()",
     "raise RuntimeError('Event loop is closed')",
@@ -52,42 +50,50 @@ _CLOSED_LOOP_NOISE = (
 )
 
 
-@contextlib.contextmanager
-def _without_closed_loop_noise() -> Iterator[None]:
-    """Holds back what Python writes to stderr while orbax restores, then writes it out without
-    the tracebacks of a failed restore's stragglers.
+class _WithoutClosedLoopNoise(io.TextIOBase):
+    """A text stream that passes everything to `stream` but the lines of the tracebacks
+    `_CLOSED_LOOP_NOISE` describes (a traceback's first line is held back until the next one
+    shows whether it is one of them)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream, self._partial, self._held = stream, "", False
+
+    def write(self, text: str) -> int:
+        lines = (self._partial + text).split("\n")
+        self._partial = lines.pop()
+        kept = []
+        for line in lines:
+            noise = any(pattern in line for pattern in _CLOSED_LOOP_NOISE)
+            if self._held and not noise:
+                kept.append(_TRACEBACK)
+            self._held = line.startswith(_TRACEBACK)
+            if not (noise or self._held):
+                kept.append(line)
+        if kept:
+            self._stream.write("\n".join(kept) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+
+def _drop_closed_loop_noise() -> None:
+    """From the first failed restore on, keeps the stragglers' tracebacks off stderr.
 
     When a damaged file fails a restore, tensorstore's other reads still in flight report back
     to the event loop orbax has already closed, and each prints `RuntimeError: Event loop is
-    closed` with its traceback, from tensorstore's threads, for a while after the exception:
-    dozens of lines that hide the one that matters. Everything else is written out as it was.
+    closed` with its traceback (through Python's stderr, from tensorstore's threads, for a while
+    after the exception): dozens of lines that hide the one that matters. Only lines of those
+    tracebacks are dropped; everything else is written as it comes.
     """
-    captured, original = io.StringIO(), sys.stderr
-    sys.stderr = captured
-    failed = False
-    try:
-        yield
-    except BaseException:
-        failed = True
-        size = -1
-        for _ in range(20):  # the stragglers: wait until they have gone quiet (1 s at most)
-            if captured.tell() == size:
-                break
-            size = captured.tell()
-            time.sleep(0.05)
-        raise
-    finally:
-        sys.stderr = original
-        text = captured.getvalue()
-        if failed:
-            lines = text.splitlines(keepends=True)
-            text = "".join(
-                line
-                for line in lines
-                if line.strip() and not any(noise in line for noise in _CLOSED_LOOP_NOISE)
-            )
-        if text:
-            original.write(text)
+    if not isinstance(sys.stderr, _WithoutClosedLoopNoise):
+        sys.stderr = _WithoutClosedLoopNoise(sys.stderr)
 
 
 class Checkpointer:
@@ -167,9 +173,9 @@ class Checkpointer:
 
     def _restore(self, step: int, abstract: Any) -> Any:
         try:
-            with _without_closed_loop_noise():
-                return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as e:  # orbax / tensorstore raise many types for damaged files
+            _drop_closed_loop_noise()
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if len(reason) > 160:
                 reason = reason[:157] + "..."
