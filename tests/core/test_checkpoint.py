@@ -52,3 +52,7 @@ def test_stderr_filter_drops_only_the_closed_loop_tracebacks():
     for text in ("a line\n", noise, real, noise[:40], noise[40:], "end", "\n"):
         stream.write(text)
     assert out.getvalue() == "a line\n" + real + "end\n"
+    stream.write("\rbar:  10%")  # a progress bar's update passes at once, without its newline
+    assert out.getvalue().endswith("end\n\rbar:  10%")
+    stream.write("\rbar: 100%\n")
+    assert out.getvalue().endswith("\rbar:  10%\rbar: 100%\n")

@@ -6,7 +6,7 @@ import os
 import pytest
 from PIL import Image
 
-from tests.experiments.binaries import picture, run_module
+from tests.experiments.binaries import one_device_env, picture, run_module
 from thesis_jax.spiral import export
 
 TINY = [
@@ -62,7 +62,13 @@ def test_a_five_step_run_of_the_default_preset_writes_checkpoints_grids_and_gif(
     """The user's first command scaled down (`--config.num_steps=5`, nothing else): the default
     `digits` preset's network, renderer and evaluation, in seconds."""
     workdir = tmp_path / "spiral"
-    first = _run(f"--workdir={workdir}", "--config.num_steps=5")
+    first = run_module(  # as a user runs it: one device (8 simulated ones are 2x slower here)
+        "experiments.spiral",
+        f"--workdir={workdir}",
+        "--config.num_steps=5",
+        timeout=900,
+        env={**one_device_env(), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"},
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     assert "Traceback" not in first.stderr
     assert (workdir / "checkpoints" / "5").is_dir()
@@ -76,12 +82,6 @@ def test_a_five_step_run_of_the_default_preset_writes_checkpoints_grids_and_gif(
     assert results["step"] == 5 and results["l2"] > 0
     # five steps paint no digit, while the targets themselves read well (the ceiling)
     assert results["readability"] <= 0.3 < 0.6 <= results["readability_targets"]
-    # The run's checkpoint as a one-file agent, with the held-out metrics of its float16 weights.
-    agent_path = str(tmp_path / "agent.npz")
-    metrics = export.export_run(str(workdir), agent_path)
-    assert metrics["step"] == 5 and 0 <= metrics["readability"] <= 1 and metrics["l2"] > 0
-    agent = export.load_agent(agent_path)
-    assert agent.metrics == metrics and agent.config.canvas_size == 32
 
 
 @pytest.mark.slow
@@ -97,6 +97,12 @@ def test_spiral_binary_resumes_and_continues_with_more_steps(tmp_path):
     steps = [json.loads(line)["step"] for line in open(workdir / "metrics.jsonl")]
     assert max(steps) == 4
     assert json.loads((workdir / "results.json").read_text())["step"] == 4
+    # The run's checkpoint as a one-file agent, with the held-out metrics of its float16 weights.
+    agent_path = str(tmp_path / "agent.npz")
+    metrics = export.export_run(str(workdir), agent_path)
+    assert metrics["step"] == 4 and 0 <= metrics["readability"] <= 1 and metrics["l2"] > 0
+    agent = export.load_agent(agent_path)
+    assert agent.metrics == metrics and agent.config.canvas_size == 16
 
 
 def test_spiral_binary_fails_clearly_on_bad_settings(tmp_path):

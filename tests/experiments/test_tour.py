@@ -105,11 +105,11 @@ def test_the_n4_and_deepwarp_sections_rank_alike_on_any_seed_and_thread_count(
 
 # A user's first command, scaled down: `--config.num_steps=5` of the default preset, evaluation
 # included (the target: under two minutes on 2 cores). The fast suite runs it for SPIRAL
-# (test_spiral_binary) and SPIRAL's MCMC baseline (here), and DANN's default preset with its own
-# evaluation at 24 steps (test_dann_binary); N4-Fields (its 12 held-out images through four
-# models, SIFT's dense 128-d search the longest) and DeepWarp (four variants compiled and
-# evaluated) take 50-110 s, past what the fast suite can spend: slow tests, and tiny settings in
-# the fast suite (test_n4fields_binary, test_deepwarp_binary).
+# (test_spiral_binary) and SPIRAL's MCMC baseline (here). N4-Fields (its 12 held-out images
+# through four models, SIFT's dense 128-d search the longest), DeepWarp (four variants compiled
+# and evaluated) and DANN (SA's search, the SVMs and t-SNE at the preset's sizes) take 15-110 s
+# each, past what the fast suite can spend: slow tests here, and their binaries on tiny settings
+# in the fast suite (test_n4fields_binary, test_deepwarp_binary, test_dann_binary).
 SLOW_SMOKE = pytest.mark.slow
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -52,26 +53,45 @@ _CLOSED_LOOP_NOISE = (
 
 class _WithoutClosedLoopNoise(io.TextIOBase):
     """A text stream that passes everything to `stream` but the lines of the tracebacks
-    `_CLOSED_LOOP_NOISE` describes (a traceback's first line is held back until the next one
-    shows whether it is one of them)."""
+    `_CLOSED_LOOP_NOISE` describes. A line that cannot be one of them (a progress bar's
+    carriage-return updates) passes at once; a traceback's first line is held back until the
+    next line shows whether it is one of them."""
+
+    _STARTS = (_TRACEBACK, "  File ", "    ", "RuntimeError")
 
     def __init__(self, stream: Any) -> None:
-        self._stream, self._partial, self._held = stream, "", False
+        self._stream, self._line, self._passing, self._held = stream, "", False, False
 
     def write(self, text: str) -> int:
-        lines = (self._partial + text).split("\n")
-        self._partial = lines.pop()
-        kept = []
-        for line in lines:
+        for piece in re.split(r"(?<=\n)", text):
+            if not piece:
+                continue
+            if self._passing:  # the rest of a line already passed through
+                self._stream.write(piece)
+                self._passing = not piece.endswith("\n")
+                continue
+            self._line += piece
+            if not self._line.endswith("\n"):
+                if not any(
+                    s.startswith(self._line) or self._line.startswith(s) for s in self._STARTS
+                ):
+                    self._release()
+                    self._stream.write(self._line)
+                    self._line, self._passing = "", True
+                continue
+            line, self._line = self._line[:-1], ""
             noise = any(pattern in line for pattern in _CLOSED_LOOP_NOISE)
-            if self._held and not noise:
-                kept.append(_TRACEBACK)
+            if not noise:
+                self._release()
             self._held = line.startswith(_TRACEBACK)
             if not (noise or self._held):
-                kept.append(line)
-        if kept:
-            self._stream.write("\n".join(kept) + "\n")
+                self._stream.write(line + "\n")
         return len(text)
+
+    def _release(self) -> None:
+        if self._held:
+            self._stream.write(_TRACEBACK + "\n")
+            self._held = False
 
     def flush(self) -> None:
         self._stream.flush()
@@ -84,7 +104,7 @@ class _WithoutClosedLoopNoise(io.TextIOBase):
 
 
 def _drop_closed_loop_noise() -> None:
-    """From the first failed restore on, keeps the stragglers' tracebacks off stderr.
+    """From the first restore on, keeps a failed restore's stragglers' tracebacks off stderr.
 
     When a damaged file fails a restore, tensorstore's other reads still in flight report back
     to the event loop orbax has already closed, and each prints `RuntimeError: Event loop is
@@ -172,10 +192,10 @@ class Checkpointer:
         return f"moved to {destination}"
 
     def _restore(self, step: int, abstract: Any) -> Any:
+        _drop_closed_loop_noise()  # before: the stragglers start while restore still runs
         try:
             return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
         except Exception as e:  # orbax / tensorstore raise many types for damaged files
-            _drop_closed_loop_noise()
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if len(reason) > 160:
                 reason = reason[:157] + "..."
