@@ -102,6 +102,13 @@ class _WithoutClosedLoopNoise(io.TextIOBase):
     def isatty(self) -> bool:
         return self._stream.isatty()
 
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self._stream.encoding
+
+    def __getattr__(self, name: str) -> Any:  # buffer, errors, ...: the wrapped stream's
+        return getattr(self._stream, name)
+
 
 def _drop_closed_loop_noise() -> None:
     """From the first restore on, keeps a failed restore's stragglers' tracebacks off stderr.
