@@ -192,7 +192,12 @@ def carry_other_streams(source: Path, frames_file: Path, output: Path) -> str:
     audio the output's container cannot hold as it is is re-encoded (AAC, or PCM in AVI).
     Returns what was kept, for the summary line (", with 1 audio stream").
     """
-    import av
+    try:
+        import av
+    except ImportError:
+        raise GazeError(
+            "videos need PyAV to keep their sound: pip install 'thesis_jax[gaze]' (or av)"
+        ) from None
 
     partial = output.with_name(f".{output.stem}.muxed{output.suffix}")
     with av.open(str(source)) as original:
