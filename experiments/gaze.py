@@ -186,18 +186,24 @@ def correct_video(redirector, capture, source: Path, output: Path) -> None:
     )
 
 
-def carry_other_streams(source: Path, frames_file: Path, output: Path) -> str:
-    """Writes `output`: the corrected video stream of `frames_file` with every audio and
-    subtitle stream of `source`, packets copied unchanged (PyAV, which ships its own FFmpeg);
-    audio the output's container cannot hold as it is is re-encoded (AAC, or PCM in AVI).
-    Returns what was kept, for the summary line (", with 1 audio stream").
-    """
+def require_av():
+    """PyAV, or one line naming the install (checked before a video's frames are processed)."""
     try:
         import av
     except ImportError:
         raise GazeError(
             "videos need PyAV to keep their sound: pip install 'thesis_jax[gaze]' (or av)"
         ) from None
+    return av
+
+
+def carry_other_streams(source: Path, frames_file: Path, output: Path) -> str:
+    """Writes `output`: the corrected video stream of `frames_file` with every audio and
+    subtitle stream of `source`, packets copied unchanged (PyAV, which ships its own FFmpeg);
+    audio the output's container cannot hold as it is is re-encoded (AAC, or PCM in AVI).
+    Returns what was kept, for the summary line (", with 1 audio stream").
+    """
+    av = require_av()
 
     partial = output.with_name(f".{output.stem}.muxed{output.suffix}")
     with av.open(str(source)) as original:
@@ -307,6 +313,7 @@ def run(argv: list[str]) -> None:
     capture = open_video(source)
     if capture is None:
         raise GazeError(f"cannot read {source}: neither an image (PIL) nor a video (OpenCV)")
+    require_av()
     correct_video(redirector, capture, source, output)
 
 
