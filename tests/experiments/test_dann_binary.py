@@ -140,6 +140,9 @@ def test_tour_section_shows_pictures_and_the_thesis_numbers(tmp_path, monkeypatc
     (config,) = runs
     assert config.preset == "mnist5k_mnistm" and config.num_steps == 20
     assert tuple(config.sa_components) == (30, 50) and config.svm_max_examples == 1000
+    assert config.seed == 0
+    run_tour(str(tmp_path / "again"), ["dann"], budget=0.01, seed=2)  # --seed=2
+    assert runs[1].seed == 2
 
 
 @pytest.mark.slow  # trains three models; the section's code runs in the fast test above

@@ -172,6 +172,9 @@ def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path, monke
     (config,) = runs
     assert config.preset == "shapes" and tuple(config.models) == ("n4", "central", "patch")
     assert config.num_steps == 15 and config.train_images == 4 and config.eval_images == 2
+    assert config.seed == 0 and config.learning_rate == 0.02  # N4-fields' rate on `shapes`
+    run_tour(str(tmp_path / "again"), ["n4fields"], budget=0.01, seed=2)  # --seed=2
+    assert runs[1].seed == 2
 
 
 @pytest.mark.slow  # trains three models; the section's code runs in the fast test above
