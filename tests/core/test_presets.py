@@ -128,10 +128,15 @@ def test_binary_reports_config_errors_without_a_traceback(args, message, tmp_pat
     assert not (tmp_path / "run" / "config.json").exists()  # nothing started
 
 
-def test_check_common_names_every_bad_count_and_makes_the_workdir(tmp_path):
+def test_check_common_names_every_bad_count_and_the_workdir_is_made_after(tmp_path):
     config = presets.get_config("digits", DANN_PRESETS)
     presets.check_common(config, tmp_path / "new" / "run")
+    assert not (tmp_path / "new").exists()  # nothing made before every check passed
+    presets.make_workdir(tmp_path / "new" / "run")
     assert (tmp_path / "new" / "run").is_dir()
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(presets.ConfigError, match="cannot make the folder"):
+        presets.make_workdir(tmp_path / "a_file" / "run")
     bad = presets.get_config(
         "digits",
         DANN_PRESETS,

@@ -191,8 +191,7 @@ INTERVAL_FIELDS = ("log_every", "eval_every", "checkpoint_every", "sample_every"
 
 def check_common(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
     """What every run needs before any work: positive counts, non-negative intervals, and a
-    workdir that is a folder or can be made one (it is created here). Raises ConfigError with
-    every problem found, one clause each."""
+    workdir that is not a file. Raises ConfigError with every problem found, one clause each."""
     problems = [
         f"config.{name} must be >= 1, got {config[name]}"
         for name in POSITIVE_FIELDS
@@ -205,11 +204,14 @@ def check_common(config: ml_collections.ConfigDict, workdir: str | os.PathLike) 
     ]
     if problems:
         raise ConfigError("; ".join(problems))
-    path = Path(workdir)
-    if path.exists() and not path.is_dir():
+    if Path(workdir).exists() and not Path(workdir).is_dir():
         raise ConfigError(f"--workdir {workdir} is a file; give a folder (made if missing)")
+
+
+def make_workdir(workdir: str | os.PathLike) -> None:
+    """Creates the run's folder, or says in one line why it cannot be made."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        Path(workdir).mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ConfigError(f"--workdir {workdir}: cannot make the folder ({e.strerror})") from None
 
@@ -295,6 +297,7 @@ def run(
             check_common(config, workdir)
             if check is not None:
                 check(config)
+            make_workdir(workdir)  # only once the config is known to be good
             result = main(config, workdir)
         if report and result is not None:
             from absl import logging as absl_logging
