@@ -145,6 +145,15 @@ def test_a_stop_request_no_step_could_honour_is_passed_on_to_the_caller(tmp_path
     """Ctrl-C while a finished run is resumed must stop the program, not start the next run."""
     from thesis_jax.core.loop import StopRequests
 
+    # Python's own Ctrl-C handler, whatever an earlier test in this worker left installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _stop_requests_reach_the_caller(tmp_path, StopRequests)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_requests_reach_the_caller(tmp_path, StopRequests):
     with pytest.raises(KeyboardInterrupt), StopRequests():
         signal.raise_signal(signal.SIGINT)
     with StopRequests() as stop:  # the loop stopped because of it: nothing is passed on
