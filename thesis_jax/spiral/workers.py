@@ -21,8 +21,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
+import json
 import os
-import pickle
 import time
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -149,7 +149,7 @@ class HubCore:
             **{f"replay/{k}": v[: self._replay_size] for k, v in self._replay.items()},
             "capacity": np.asarray(self._replay_capacity),
             "next": np.asarray(self._replay_next),
-            "rng": np.frombuffer(pickle.dumps(self._rng.bit_generator.state), np.uint8),
+            "rng": np.asarray(json.dumps(self._rng.bit_generator.state)),
         }
 
     def restore_replay(self, snapshot: Mapping[str, np.ndarray]) -> int:
@@ -170,7 +170,7 @@ class HubCore:
             for k, v in images.items():
                 self._replay[k][:count] = v
             self._replay_size, self._replay_next = count, int(snapshot["next"])
-            self._rng.bit_generator.state = pickle.loads(snapshot["rng"].tobytes())
+            self._rng.bit_generator.state = json.loads(str(snapshot["rng"]))
             return count
         wrapped = count == int(snapshot["capacity"])  # a full ring: the oldest is at `next`
         start = int(snapshot["next"]) if wrapped else 0
