@@ -255,10 +255,7 @@ def main() -> int:
             reports.mkdir(parents=True, exist_ok=True)
             failures = run_all(reports, args.quick, only)
         info["load_1min_after"] = os.getloadavg()[0]
-        import jax  # the thread count XLA:CPU uses, as the benchmarks see it
-
-        threads = len(os.sched_getaffinity(0)) if jax.default_backend() == "cpu" else 1
-        rows = tabulate(reports, threads)
+        rows = tabulate(reports, info["cpus"])  # XLA:CPU's threads: the usable CPUs
     for name, failure in failures.items():
         rows.append({"what": name, "note": f"FAILED: {failure}"})
     print(format_table(rows, info))

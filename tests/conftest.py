@@ -81,3 +81,11 @@ def free_port():
             return s.getsockname()[1]
 
     return find
+
+
+def damage_checkpoint(step_dir: pathlib.Path) -> None:
+    """Truncates a checkpoint's data files, as a disk that filled up would leave them."""
+    files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
+    assert files, f"no data files in {step_dir}"
+    for path in files:
+        path.write_bytes(path.read_bytes()[:10])

@@ -6,15 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.conftest import damage_checkpoint
 from thesis_jax.core import Checkpointer, CheckpointError
 from thesis_jax.core.checkpoint import _WithoutClosedLoopNoise
-
-
-def _damage(step_dir):
-    files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
-    assert files
-    for path in files:
-        path.write_bytes(path.read_bytes()[:10])
 
 
 def test_restore_falls_back_to_the_newest_intact_checkpoint(tmp_path):
@@ -22,7 +16,7 @@ def test_restore_falls_back_to_the_newest_intact_checkpoint(tmp_path):
     with Checkpointer(tmp_path / "ckpt", save_every=1, keep=3) as checkpointer:
         for step in (1, 2, 3):
             checkpointer.save(step, {"w": state["w"] * step, "b": state["b"]})
-    _damage(tmp_path / "ckpt" / "3")
+    damage_checkpoint(tmp_path / "ckpt" / "3")
     with Checkpointer(tmp_path / "ckpt", save_every=1, keep=3) as checkpointer:
         restored = checkpointer.restore(state)
         np.testing.assert_array_equal(restored["w"], state["w"] * 2)
@@ -30,7 +24,7 @@ def test_restore_falls_back_to_the_newest_intact_checkpoint(tmp_path):
         checkpointer.save(3, state)  # ...so that the resumed run can save that step again
     assert (tmp_path / "ckpt.damaged" / "3").is_dir()
     for step in (1, 2, 3):
-        _damage(tmp_path / "ckpt" / str(step))
+        damage_checkpoint(tmp_path / "ckpt" / str(step))
     with Checkpointer(tmp_path / "ckpt", save_every=1, keep=3) as checkpointer:
         with pytest.raises(CheckpointError, match=r"none of the checkpoints in .* restores"):
             checkpointer.restore(state)

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from tests.conftest import damage_checkpoint
 from tests.experiments.binaries import optimized_env, picture, run_module, stand_in_training
 
 TINY = [
@@ -56,7 +57,7 @@ def test_dann_binary_writes_the_report_and_resumes(tmp_path):
     # newest checkpoint is damaged first: that run falls back to step 12, says so in a line,
     # sets the damaged one aside and trains the last 12 steps again, to the same model.
     checkpoints = workdir / "dann" / "checkpoints"
-    _damage(checkpoints / "24")
+    damage_checkpoint(checkpoints / "24")
     second = _run("experiments.dann", f"--workdir={workdir}", *TINY)
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resumed from" in second.stderr and "Traceback" not in second.stderr
@@ -70,7 +71,7 @@ def test_dann_binary_writes_the_report_and_resumes(tmp_path):
 
     # Every checkpoint damaged: one line that names the folder, no traceback, nothing moved.
     for step in checkpoints.iterdir():
-        _damage(step)
+        damage_checkpoint(step)
     third = _run("experiments.dann", f"--workdir={workdir}", *TINY)
     assert third.returncode == 1
     assert "Traceback" not in third.stderr and "Event loop" not in third.stderr
@@ -100,14 +101,6 @@ def test_a_diverging_run_stops_with_one_line(tmp_path):
         r"error: non-finite \{.*'loss': nan.*\} at step \d; the last good checkpoint is step",
         errors[0],
     ), run.stderr[-2000:]
-
-
-def _damage(step_dir):
-    """Truncates a checkpoint's data files, as a disk that filled up would leave them."""
-    files = [p for p in step_dir.rglob("*") if p.is_file() and p.parent.name == "d"]
-    assert files, f"no data files in {step_dir}"
-    for path in files:
-        path.write_bytes(path.read_bytes()[:10])
 
 
 def _assert_dann_tour_page(root):

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
-def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     """XLA's "SAME" padding (low, high) of one spatial axis."""
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
@@ -52,7 +52,7 @@ def _explicit_padding(
     if padding == "VALID":
         return (0, 0), (0, 0)
     if padding == "SAME":
-        return _same_padding(shape[0], kernel[0], 1), _same_padding(shape[1], kernel[1], 1)
+        return same_padding(shape[0], kernel[0], 1), same_padding(shape[1], kernel[1], 1)
     return tuple(padding[0]), tuple(padding[1])
 
 
@@ -149,7 +149,7 @@ def _to_blocks(
     it for `kernel_shape` and `strides`, cut to whole blocks, then space-to-depth."""
     (kh, kw, _, _), (sh, sw) = kernel_shape, strides
     if padding == "SAME":
-        pads = [_same_padding(x.shape[1], kh, sh), _same_padding(x.shape[2], kw, sw)]
+        pads = [same_padding(x.shape[1], kh, sh), same_padding(x.shape[2], kw, sw)]
     elif padding == "VALID":
         pads = [(0, 0), (0, 0)]
     else:

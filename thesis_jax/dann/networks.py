@@ -38,18 +38,12 @@ def max_pool(x: jax.Array, window: int, stride: int, padding: str) -> jax.Array:
     if window == stride and height % window == 0 and width % window == 0:
         x = x.reshape(-1, height // window, window, width // window, window, channels)
         return x.max(axis=(2, 4))
-    if padding == "SAME":
-        out_h, out_w = -(-height // stride), -(-width // stride)
-    else:
-        out_h, out_w = (height - window) // stride + 1, (width - window) // stride + 1
-    pad_h = max((out_h - 1) * stride + window - height, 0)
-    pad_w = max((out_w - 1) * stride + window - width, 0)
-    x = jnp.pad(
-        x,
-        ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0)),
-        constant_values=-jnp.inf,
-    )
-    span_h, span_w = (out_h - 1) * stride + 1, (out_w - 1) * stride + 1
+    pads = [
+        layers.same_padding(size, window, stride) if padding == "SAME" else (0, 0)
+        for size in (height, width)
+    ]
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+    span_h, span_w = (((size - window) // stride) * stride + 1 for size in x.shape[1:3])
     slices = [
         x[:, i : i + span_h : stride, j : j + span_w : stride]
         for i in range(window)
