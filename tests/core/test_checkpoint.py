@@ -1,6 +1,9 @@
 """`Checkpointer.restore` on damaged checkpoints: the newest intact one, or one clear error."""
 
 import io
+import logging
+import sys
+import threading
 
 import jax.numpy as jnp
 import numpy as np
@@ -8,14 +11,22 @@ import pytest
 
 from tests.conftest import damage_checkpoint
 from thesis_jax.core import Checkpointer, CheckpointError
-from thesis_jax.core.checkpoint import _WithoutClosedLoopNoise
+from thesis_jax.core.checkpoint import (
+    _not_a_failed_read,
+    _WithoutClosedLoopNoise,
+    integrity_problem,
+)
 
 
-def test_restore_falls_back_to_the_newest_intact_checkpoint(tmp_path):
+@pytest.mark.parametrize("recorded", [True, False], ids=["integrity-record", "orbax-finds-it"])
+def test_restore_falls_back_to_the_newest_intact_checkpoint(tmp_path, recorded):
     state = {"w": jnp.arange(1000.0), "b": jnp.ones(3)}
     with Checkpointer(tmp_path / "ckpt", save_every=1, keep=3) as checkpointer:
         for step in (1, 2, 3):
             checkpointer.save(step, {"w": state["w"] * step, "b": state["b"]})
+    for record in (tmp_path / "ckpt").glob("*/integrity.json"):
+        if not recorded:  # as checkpoints written by several hosts, or by an older version
+            record.unlink()
     damage_checkpoint(tmp_path / "ckpt" / "3")
     with Checkpointer(tmp_path / "ckpt", save_every=1, keep=3) as checkpointer:
         restored = checkpointer.restore(state)
@@ -50,3 +61,52 @@ def test_stderr_filter_drops_only_the_closed_loop_tracebacks():
     assert out.getvalue().endswith("end\n\rbar:  10%")
     stream.write("\rbar: 100%\n")
     assert out.getvalue().endswith("\rbar:  10%\rbar: 100%\n")
+
+
+def test_the_integrity_record_names_what_changed(tmp_path):
+    with Checkpointer(tmp_path / "ckpt", save_every=2) as checkpointer:
+        assert checkpointer.maybe_save(2, {"w": jnp.arange(100.0)})
+    step = tmp_path / "ckpt" / "2"
+    assert integrity_problem(str(step)) is None
+    data = sorted(p for p in step.rglob("*") if p.is_file() and p.parent.name == "d")[0]
+    name = data.relative_to(step)
+    original = data.read_bytes()
+    data.write_bytes(original[:-1] + bytes([original[-1] ^ 1]))  # same size, one bit flipped
+    assert integrity_problem(str(step)) == f"{name} changed since it was saved (CRC-32)"
+    data.write_bytes(original[:10])
+    assert integrity_problem(str(step)) == f"{name} has 10 bytes, {len(original)} when saved"
+    data.unlink()
+    assert integrity_problem(str(step)) == f"{name} is missing"
+    (step / "integrity.json").write_text("{not json")
+    assert integrity_problem(str(step)).startswith("its integrity.json cannot be read")
+
+
+def test_stderr_filter_keeps_each_threads_lines_apart():
+    out = io.StringIO()
+    stream = _WithoutClosedLoopNoise(out)
+    stream.write("main: ")  # a line the main thread has begun...
+    other = threading.Thread(
+        target=lambda: stream.write(
+            "Traceback (most recent call last):\nTraceback (most recent call last):\n"
+            "RuntimeError: Event loop is closed\n"
+        )
+    )
+    other.start()
+    other.join()
+    stream.write("done\n")  # ...is not taken for the end of the other thread's traceback
+    assert out.getvalue() == "main: done\n"
+
+
+def test_asyncio_reports_of_failed_reads_are_dropped_and_no_others():
+    def record(message, error):
+        try:
+            raise error
+        except type(error):
+            exc_info = sys.exc_info()
+        return logging.LogRecord("asyncio", logging.ERROR, "x.py", 1, message, None, exc_info)
+
+    unread = "Task exception was never retrieved\nfuture: <Task finished>"
+    orbax_like = ValueError("OUT_OF_RANGE ... [tensorstore_spec='{}']")
+    assert not _not_a_failed_read(record(unread, orbax_like))
+    assert _not_a_failed_read(record(unread, ValueError("the user's own task")))
+    assert _not_a_failed_read(record("Unclosed client session", orbax_like))

@@ -4,17 +4,26 @@ Orbax writes each step into a temporary directory and renames it when complete, 
 interrupted save never leaves a checkpoint that `restore` would pick up. Restoring into a
 template state gives back the same pytree structure, dtypes and shardings, which is what makes
 an interrupted-and-resumed run bit-identical to an uninterrupted one.
+
+Beside orbax's files each step gets `integrity.json` (every file's size and CRC-32), checked
+before a restore: a checkpoint damaged after it was written (a truncated file, a disk that filled
+up, a bad copy) is reported by name without handing orbax files it would fail on halfway.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import logging
 import os
 import re
 import shutil
 import sys
+import threading
 import time
+import traceback
+import zlib
 from typing import Any
 
 import jax
@@ -42,6 +51,63 @@ def _for_saving(state: Any) -> Any:
     return jax.device_get(state)
 
 
+_INTEGRITY = "integrity.json"
+
+
+def _crc32(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 22):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def _files(step_dir: str) -> list[str]:
+    """The files of a checkpoint step, relative to its folder, sorted; not the manifest itself."""
+    found = []
+    for root, _, names in os.walk(step_dir):
+        for name in names:
+            relative = os.path.relpath(os.path.join(root, name), step_dir)
+            if relative != _INTEGRITY:
+                found.append(relative)
+    return sorted(found)
+
+
+def write_integrity(step_dir: str) -> None:
+    """Records every file of a finished checkpoint step: its size and CRC-32."""
+    record = {
+        name: [os.path.getsize(path), _crc32(path)]
+        for name in _files(step_dir)
+        for path in [os.path.join(step_dir, name)]
+    }
+    temporary = os.path.join(step_dir, f".{_INTEGRITY}.tmp")
+    with open(temporary, "w") as f:
+        json.dump(record, f)
+    os.replace(temporary, os.path.join(step_dir, _INTEGRITY))
+
+
+def integrity_problem(step_dir: str) -> str | None:
+    """What is wrong with a step's files against its `integrity.json`; None when all match
+    (or when there is no record: steps saved by several hosts, or before records existed)."""
+    path = os.path.join(step_dir, _INTEGRITY)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError) as e:
+        return f"its {_INTEGRITY} cannot be read ({e})"
+    for name, (size, crc) in sorted(record.items()):
+        file = os.path.join(step_dir, name)
+        if not os.path.isfile(file):
+            return f"{name} is missing"
+        if (actual := os.path.getsize(file)) != size:
+            return f"{name} has {actual} bytes, {size} when saved"
+        if _crc32(file) != crc:
+            return f"{name} changed since it was saved (CRC-32)"
+    return None
+
+
 _TRACEBACK = "Traceback (most recent call last):"
 _CLOSED_LOOP_NOISE = (
     "asyncio/base_events.py",
@@ -51,47 +117,60 @@ _CLOSED_LOOP_NOISE = (
 )
 
 
+@dataclasses.dataclass
+class _LineState:
+    line: str = ""  # the start of a line not yet passed or dropped
+    passing: bool = False  # the start of this line has been written through
+    held: bool = False  # a traceback's first line is held back
+
+
 class _WithoutClosedLoopNoise(io.TextIOBase):
     """A text stream that passes everything to `stream` but the lines of the tracebacks
     `_CLOSED_LOOP_NOISE` describes. A line that cannot be one of them (a progress bar's
     carriage-return updates) passes at once; a traceback's first line is held back until the
-    next line shows whether it is one of them."""
+    next line shows whether it is one of them. Each writing thread's lines are told apart
+    (tensorstore's threads print while the main thread does)."""
 
     _STARTS = (_TRACEBACK, "  File ", "    ", "RuntimeError")
 
     def __init__(self, stream: Any) -> None:
-        self._stream, self._line, self._passing, self._held = stream, "", False, False
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._threads: dict[int, _LineState] = {}
 
     def write(self, text: str) -> int:
-        for piece in re.split(r"(?<=\n)", text):
-            if not piece:
-                continue
-            if self._passing:  # the rest of a line already passed through
-                self._stream.write(piece)
-                self._passing = not piece.endswith("\n")
-                continue
-            self._line += piece
-            if not self._line.endswith("\n"):
-                if not any(
-                    s.startswith(self._line) or self._line.startswith(s) for s in self._STARTS
-                ):
-                    self._release()
-                    self._stream.write(self._line)
-                    self._line, self._passing = "", True
-                continue
-            line, self._line = self._line[:-1], ""
-            noise = any(pattern in line for pattern in _CLOSED_LOOP_NOISE)
-            if not noise:
-                self._release()
-            self._held = line.startswith(_TRACEBACK)
-            if not (noise or self._held):
-                self._stream.write(line + "\n")
+        with self._lock:
+            state = self._threads.setdefault(threading.get_ident(), _LineState())
+            for piece in re.split(r"(?<=\n)", text):
+                if piece:
+                    self._write(state, piece)
         return len(text)
 
-    def _release(self) -> None:
-        if self._held:
+    def _write(self, state: _LineState, piece: str) -> None:
+        if state.passing:  # the rest of a line already passed through
+            self._stream.write(piece)
+            state.passing = not piece.endswith("\n")
+            return
+        state.line += piece
+        if not state.line.endswith("\n"):
+            if not any(s.startswith(state.line) or state.line.startswith(s) for s in self._STARTS):
+                self._release(state)
+                self._stream.write(state.line)
+                state.line, state.passing = "", True
+            return
+        line, state.line = state.line[:-1], ""
+        if line.startswith(_TRACEBACK):  # a held one followed by another had no frames
+            state.held = True
+        elif any(pattern in line for pattern in _CLOSED_LOOP_NOISE):
+            state.held = False
+        else:
+            self._release(state)
+            self._stream.write(line + "\n")
+
+    def _release(self, state: _LineState) -> None:
+        if state.held:
             self._stream.write(_TRACEBACK + "\n")
-            self._held = False
+            state.held = False
 
     def flush(self) -> None:
         self._stream.flush()
@@ -121,6 +200,19 @@ def _drop_closed_loop_noise() -> None:
     """
     if not isinstance(sys.stderr, _WithoutClosedLoopNoise):
         sys.stderr = _WithoutClosedLoopNoise(sys.stderr)
+        logging.getLogger("asyncio").addFilter(_not_a_failed_read)
+
+
+def _not_a_failed_read(record: logging.LogRecord) -> bool:
+    """False for asyncio's `Task exception was never retrieved` about one of orbax's reads: when
+    one read of a damaged checkpoint fails, the others' failures are never collected, and
+    asyncio logs each with its traceback when the task is collected."""
+    error = record.exc_info[1] if record.exc_info else None
+    if error is None or "exception was never retrieved" not in record.getMessage():
+        return True
+    frames = traceback.extract_tb(error.__traceback__)
+    from_a_read = any(f"{os.sep}orbax{os.sep}" in frame.filename for frame in frames)
+    return not (from_a_read or "tensorstore_spec" in str(error))  # a Future has no frames
 
 
 class Checkpointer:
@@ -199,6 +291,10 @@ class Checkpointer:
         return f"moved to {destination}"
 
     def _restore(self, step: int, abstract: Any) -> Any:
+        if problem := integrity_problem(os.path.join(self.directory, str(step))):
+            raise CheckpointError(
+                f"checkpoint step {step} in {self.directory} cannot be restored: {problem}"
+            )
         _drop_closed_loop_noise()  # before: the stragglers start while restore still runs
         try:
             return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -215,7 +311,10 @@ class Checkpointer:
         """Saves if `step` is on the save interval; returns whether it saved."""
         if not self._manager.should_save(step):
             return False
-        return self._manager.save(step, args=ocp.args.StandardSave(_for_saving(state)))
+        saved = self._manager.save(step, args=ocp.args.StandardSave(_for_saving(state)))
+        if saved:
+            self._record(step)
+        return saved
 
     def save(self, step: int, state: Any) -> None:
         """Saves now, whatever the interval (at exit, on SIGTERM); no-op if `step` is saved."""
@@ -223,6 +322,12 @@ class Checkpointer:
             return
         self._manager.save(step, args=ocp.args.StandardSave(_for_saving(state)), force=True)
         self._manager.wait_until_finished()
+        self._record(step)
+
+    def _record(self, step: int) -> None:
+        """Writes the finished step's integrity record (one host: several write shards apart)."""
+        if jax.process_count() == 1:
+            write_integrity(os.path.join(self.directory, str(step)))
 
     def close(self) -> None:
         self._manager.wait_until_finished()
