@@ -17,13 +17,17 @@ in a domain (dead ReLU units) are only centred there. `standardize=False` centre
 its own mean and keeps the feature scales.
 """
 
+from __future__ import annotations
+
 import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.svm import LinearSVC
+
+if TYPE_CHECKING:
+    import sklearn.svm
 
 SVM_MAX_ITER = 10_000
 
@@ -166,7 +170,7 @@ def fit_linear_svm(
     C: float = 1.0,
     seed: int = 0,
     max_iter: int = SVM_MAX_ITER,
-) -> LinearSVC:
+) -> sklearn.svm.LinearSVC:
     """Fits the linear SVM that replaces the last layer (thesis sec. 5.4.1, liblinear).
 
     One-vs-rest L2-regularised squared-hinge SVM with an intercept (sklearn's LinearSVC, which
@@ -189,6 +193,9 @@ def fit_linear_svm(
         raise ValueError("labels must contain at least two distinct classes to fit an SVM")
     if not C > 0:
         raise ValueError(f"C must be positive, got {C}")
+    from sklearn.exceptions import ConvergenceWarning  # sklearn loads in ~1 s: when used
+    from sklearn.svm import LinearSVC
+
     classifier = LinearSVC(C=C, dual="auto", max_iter=max_iter, random_state=seed)
     with warnings.catch_warnings():
         # At large C on unscaled activations liblinear may stop at max_iter; the classifier it
