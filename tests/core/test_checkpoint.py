@@ -17,8 +17,21 @@ from thesis_jax.core.checkpoint import (
     integrity_problem,
 )
 
+UNRAISABLE = "pytest.PytestUnraisableExceptionWarning"
 
-@pytest.mark.parametrize("recorded", [True, False], ids=["integrity-record", "orbax-finds-it"])
+
+@pytest.mark.parametrize(
+    "recorded",
+    [
+        True,
+        # orbax's reads still in flight after the first failure report to its closed event loop
+        pytest.param(
+            False,
+            marks=pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+        ),
+    ],
+    ids=["integrity-record", "orbax-finds-it"],
+)
 def test_restore_falls_back_to_the_newest_intact_checkpoint(tmp_path, recorded):
     state = {"w": jnp.arange(1000.0), "b": jnp.ones(3)}
     with Checkpointer(tmp_path / "ckpt", save_every=1, keep=3) as checkpointer:

@@ -191,6 +191,7 @@ def test_real_mnist_preset_runs_end_to_end_with_two_seeds(tmp_path, shared_data)
     assert examples.shape[0] > 100
 
 
+@pytest.mark.slow  # 20 s of the fast suite's 5 minutes; the binary's paths are tested above
 def test_semi_supervised_preset_trains_the_rows_of_fig_5_5(tmp_path, shared_data):
     workdir = tmp_path / "semi"
     result = _run(
