@@ -12,6 +12,7 @@ format is flax's msgpack of {"arch": JSON of the `Architecture`, "params": {"0":
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ import jax
 import numpy as np
 
 from thesis_jax.core.metrics import write_atomic
+from thesis_jax.n4fields.dictionary import Dictionary
 from thesis_jax.n4fields.model import Architecture
 from thesis_jax.n4fields.targets import PCA
 
@@ -64,11 +66,7 @@ def load_export(path: str) -> tuple[list[Any], Architecture, PCA | None]:
         raise FileNotFoundError(f"no exported model at {path}; train it with experiments.n4fields")
     with open(path, "rb") as f:
         payload = serialization.msgpack_restore(f.read())
-    arch_fields = json.loads(payload["arch"])
-    for key, value in arch_fields.items():
-        if isinstance(value, list):
-            arch_fields[key] = tuple(value)
-    arch = Architecture(**arch_fields)
+    arch = _architecture(json.loads(payload["arch"]))
     params = [
         jax.tree.map(lambda x: np.asarray(x, np.float32), payload["params"][k])
         for k in sorted(payload["params"], key=int)
@@ -83,3 +81,234 @@ def load_export(path: str) -> tuple[list[Any], Architecture, PCA | None]:
             shape=tuple(int(v) for v in p["shape"]),
         )
     return params, arch, pca
+
+
+ASSETS = os.path.join(os.path.dirname(__file__), "assets")
+SHIPPED = {"bsds": os.path.join(ASSETS, "n4fields_bsds_v1.npz")}
+"""Edge models that ship with the package, by name (README "Edges of your own photos")."""
+
+_ARCH = "__arch__"
+_META = "__meta__"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class EdgeModel:
+    """Everything `predict_edges` needs, from one file: the committee, its architecture and
+    each network's dictionary (codes of the same T training patches; their annotations shared).
+
+    `meta` says where it came from (preset, training images, steps) and what it scored."""
+
+    params: list[Any]
+    arch: Architecture
+    dictionaries: list[Dictionary]
+    meta: dict[str, Any]
+
+    def predict(
+        self, image: np.ndarray, *, scales: Sequence[float] = (0.5, 1.0), stride: int = 1
+    ) -> np.ndarray:
+        """The (H, W) edge probabilities in [0, 1] of an (H, W, C) float image in [0, 1]."""
+        from thesis_jax.n4fields.inference import predict_edges
+
+        return predict_edges(
+            self.params, image, self.dictionaries, arch=self.arch, scales=scales, stride=stride
+        )
+
+
+def resolve_edge_model(name_or_path: str) -> str:
+    """The file of a shipped edge model's name, or `name_or_path` itself if it is a file."""
+    if name_or_path in SHIPPED:
+        if not os.path.isfile(SHIPPED[name_or_path]):
+            raise FileNotFoundError(
+                f"the shipped edge model {name_or_path!r} is missing from this install "
+                f"({SHIPPED[name_or_path]}): reinstall thesis_jax"
+            )
+        return SHIPPED[name_or_path]
+    path = os.path.expanduser(name_or_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no edge model at {name_or_path!r}: give an .npz written by save_edge_model, an "
+            f"export.msgpack of experiments.n4fields, or a shipped name ({', '.join(SHIPPED)})"
+        )
+    return path
+
+
+def save_edge_model(
+    path: str,
+    params: Sequence[Any],
+    arch: Architecture,
+    dictionaries: Sequence[Dictionary],
+    *,
+    size: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> str:
+    """Writes a committee with its dictionaries in one compressed `.npz`, small enough to ship:
+    parameters and codes in float16, annotations (means of binary maps) in uint8, the first
+    `size` dictionary entries (random training patches, so any prefix is a random subsample).
+    Returns the path."""
+    from flax import traverse_util
+
+    if arch.head != "code" or len(dictionaries) != len(params):
+        raise ValueError("an edge model is a 'code' committee with one dictionary per network")
+    count = min(len(d) for d in dictionaries) if size is None else int(size)
+    annotations = np.asarray(dictionaries[0].annotations[:count], np.float32)
+    arrays = {"dictionary/annotations": np.round(np.clip(annotations, 0, 1) * 255).astype(np.uint8)}
+    for i, (p, d) in enumerate(zip(params, dictionaries, strict=True)):
+        arrays[f"dictionary/codes/{i}"] = np.asarray(d.codes[:count], np.float16)
+        flat = traverse_util.flatten_dict(jax.device_get(p), sep="/")
+        arrays.update({f"params/{i}/{k}": np.asarray(v, np.float16) for k, v in flat.items()})
+    arrays[_ARCH] = np.asarray(json.dumps(dataclasses.asdict(arch)))
+    arrays[_META] = np.asarray(json.dumps({**(meta or {}), "dictionary_size": count}))
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return write_atomic(path, buffer.getvalue())
+
+
+def load_edge_model(name_or_path: str) -> EdgeModel:
+    """The edge model in a `save_edge_model` file, or a shipped one by name (`SHIPPED`)."""
+    from flax import traverse_util
+
+    path = resolve_edge_model(name_or_path)
+    try:
+        with np.load(path) as stored:
+            arrays = {key: stored[key] for key in stored.files}
+        arch = _architecture(json.loads(str(arrays.pop(_ARCH))))
+        meta = json.loads(str(arrays.pop(_META)))
+        annotations = arrays.pop("dictionary/annotations").astype(np.float32) / 255.0
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(
+            f"{path} is not an edge model written by save_edge_model: {error}"
+        ) from None
+    members = sorted({int(key.split("/")[1]) for key in arrays if key.startswith("params/")})
+    params, dictionaries = [], []
+    for i in members:
+        prefix = f"params/{i}/"
+        flat = {
+            k[len(prefix) :]: v.astype(np.float32)
+            for k, v in arrays.items()
+            if k.startswith(prefix)
+        }
+        params.append(traverse_util.unflatten_dict(flat, sep="/"))
+        codes = arrays[f"dictionary/codes/{i}"].astype(np.float32)
+        dictionaries.append(Dictionary(codes=codes, annotations=annotations))
+    return EdgeModel(params, arch, dictionaries, meta)
+
+
+def _architecture(fields: dict[str, Any]) -> Architecture:
+    return Architecture(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
+
+
+def edge_model_from_run(model_folder: str) -> EdgeModel:
+    """The edge model of a run of `experiments.n4fields`: `<model_folder>/export.msgpack` and the
+    dictionaries rebuilt as the run built them (its config.json one folder up names the training
+    images and T)."""
+    import ml_collections
+
+    from thesis_jax.n4fields.committee import build_dictionaries
+    from thesis_jax.n4fields.datasets import load_split
+
+    params, arch, _ = load_export(os.path.join(model_folder, "export.msgpack"))
+    config_path = os.path.join(os.path.dirname(os.path.abspath(model_folder)), "config.json")
+    if not os.path.isfile(config_path):
+        raise FileNotFoundError(f"no {config_path}: the run's config names its training images")
+    with open(config_path) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    config.search = "exact"
+    train = load_split(config, config.train_split, config.train_images, False)
+    dictionaries = build_dictionaries(config, train, params, arch)
+    meta = {
+        "preset": config.preset,
+        "model": os.path.basename(os.path.normpath(model_folder)),
+        "train_split": config.train_split,
+        "train_images": len(train),
+        "num_steps": config.num_steps,
+        "committee": len(params),
+        "scales": list(config.scales),
+    }
+    return EdgeModel(params, arch, dictionaries, meta)
+
+
+def load_any_edge_model(name_or_path: str) -> EdgeModel:
+    """A shipped model's name, a `save_edge_model` file, or a run's `export.msgpack` (or the
+    model folder holding it; its dictionaries are rebuilt from the run's training images)."""
+    path = os.path.expanduser(name_or_path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "export.msgpack")
+    if path.endswith(".msgpack"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"no {path}: experiments.n4fields writes one per model it trains"
+            )
+        return edge_model_from_run(os.path.dirname(path))
+    return load_edge_model(name_or_path)
+
+
+def main(argv: list[str]) -> None:
+    """Packages a run's committee with a subsampled dictionary and measures what it costs:
+
+        python -m thesis_jax.n4fields.export --run=runs/edges_bsds/n4 --size=20000
+
+    writes the shipped file (float16 weights and codes, uint8 annotations) and scores it, with
+    the run's scales, on the images the run evaluated, beside the run's own result."""
+    del argv
+    import ml_collections
+    from absl import logging as absl_logging
+
+    from thesis_jax.core.metrics import progress_bar
+    from thesis_jax.n4fields import report
+    from thesis_jax.n4fields.datasets import load_split
+
+    model = edge_model_from_run(_FLAGS.run.value)
+    path = save_edge_model(
+        _FLAGS.output.value,
+        model.params,
+        model.arch,
+        model.dictionaries,
+        size=_FLAGS.size.value,
+        meta=model.meta,
+    )
+    shipped = load_edge_model(path)
+    workdir = os.path.dirname(os.path.abspath(_FLAGS.run.value))
+    with open(os.path.join(workdir, "config.json")) as f:
+        config = ml_collections.ConfigDict(json.load(f))
+    evaluated = load_split(config, config.eval_split, config.eval_images, False)
+    maps, bar = [], progress_bar(len(evaluated), desc="score the packaged model")
+    for image in evaluated.images:
+        maps.append(shipped.predict(image, scales=tuple(config.scales), stride=config.stride))
+        bar.update(1)
+    bar.close()
+    scored = report.score(config, {"packaged": report.thin(config, maps)}, evaluated)
+    with open(os.path.join(workdir, "results.json")) as f:
+        full = json.load(f).get(shipped.meta["model"], {})
+    scores = {
+        "packaged": report.summary(config, scored["packaged"]),
+        "full": {k: full.get(k) for k in ("ods", "ois", "ap")},
+        "full_dictionary_size": config.dictionary_size,
+        "eval_split": config.eval_split,
+        "eval_images": len(evaluated),
+        "scales": list(config.scales),
+    }
+    save_edge_model(
+        path,
+        shipped.params,
+        shipped.arch,
+        shipped.dictionaries,
+        meta={**shipped.meta, "scores": scores},
+    )
+    absl_logging.info("%s (%.1f MB): %s", path, os.path.getsize(path) / 1e6, json.dumps(scores))
+
+
+class _Flags:
+    def __init__(self) -> None:
+        from absl import flags
+
+        self.run = flags.DEFINE_string("run", None, "a model folder of experiments.n4fields")
+        self.size = flags.DEFINE_integer("size", 20_000, "dictionary entries kept (T)")
+        self.output = flags.DEFINE_string("output", SHIPPED["bsds"], "where the file goes")
+        flags.mark_flag_as_required("run")
+
+
+if __name__ == "__main__":
+    from absl import app
+
+    _FLAGS = _Flags()
+    app.run(main)
