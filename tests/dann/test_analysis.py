@@ -112,6 +112,14 @@ def test_plot_tsne_writes_a_readable_two_colour_figure(tmp_path):
     assert np.sum((red > blue + 60) & (red > green + 60)) > 100  # target points
 
 
+def test_plot_tsne_draws_a_few_points_too(tmp_path):
+    rng = np.random.default_rng(3)
+    source, target = _domain_pair(rng, 4.0)
+    plot_tsne([("few", source[:10], target[:10])], str(tmp_path / "few.png"))  # perplexity 30
+    with Image.open(tmp_path / "few.png") as image:
+        assert np.asarray(image.convert("L")).std() > 1.0
+
+
 def test_plot_tsne_replaces_an_existing_file(tmp_path):
     rng = np.random.default_rng(12)
     path = tmp_path / "tsne.png"

@@ -146,7 +146,7 @@ def plot_tsne(
       path: destination file; missing parent directories are created.
       seed: seed of the subsampling and of t-SNE.
       max_points_per_domain: cap on the points drawn per domain and panel, >= 2.
-      perplexity: t-SNE perplexity, below the number of points in every panel.
+      perplexity: t-SNE perplexity; a panel of few points (under 91) uses a third of their number.
 
     Returns:
       `path`.
@@ -175,9 +175,10 @@ def plot_tsne(
     for axis, (title, source, target) in zip(axes, checked, strict=True):
         source = _subsample(source, max_points_per_domain, rng)
         target = _subsample(target, max_points_per_domain, rng)
-        embedding = tsne_embedding(
-            np.concatenate([source, target]), seed=seed, perplexity=perplexity
-        )
+        points = np.concatenate([source, target])
+        # a few dozen points (a user's small folders): t-SNE's usual cap, a third of them
+        usable = min(perplexity, max(1.0, (points.shape[0] - 1) / 3))
+        embedding = tsne_embedding(points, seed=seed, perplexity=usable)
         source_xy, target_xy = embedding[: source.shape[0]], embedding[source.shape[0] :]
         axis.scatter(*source_xy.T, s=4, c=SOURCE_COLOR, alpha=0.7, linewidths=0, label="source")
         axis.scatter(*target_xy.T, s=4, c=TARGET_COLOR, alpha=0.7, linewidths=0, label="target")

@@ -12,6 +12,10 @@ Pairs:
   svhn_mnist      tfds `svhn_cropped` -> tfds `mnist` (resized to 32x32, grey to RGB).
   synsigns_gtsrb  Syn Signs folder -> GTSRB folder (31,367 random training images for
                   adaptation, the rest for evaluation, as sec. 5.4.4).
+  folder          the user's own: `source_dir` (one subfolder of images per class) ->
+                  `target_dir` (images, unlabelled), scored on `target_test_dir` (one subfolder
+                  per class, optional) when given; every image centre-cropped and resized to the
+                  architecture's input (`thesis_jax.data.folders`).
 
 Images are stored as uint8 and normalised per batch by mean subtraction (sec. 5.4.2): the
 per-channel mean over both training sets is subtracted from [0, 1] pixel values.
@@ -45,7 +49,17 @@ from thesis_jax.data.mnist5k import MNIST_5K_LICENSE, MNIST_5K_SIZE
 from thesis_jax.data.mnistm import binarize_digits, blend_mnistm
 from thesis_jax.data.sampling import epoch_indices, random_translate
 
-PAIRS = ("digits", "mnist5k_mnistm", "mnist_mnistm", "synnum_svhn", "svhn_mnist", "synsigns_gtsrb")
+PAIRS = (
+    "digits",
+    "mnist5k_mnistm",
+    "mnist_mnistm",
+    "synnum_svhn",
+    "svhn_mnist",
+    "synsigns_gtsrb",
+    "folder",
+)
+UNLABELLED = -1
+"""The label of a target image whose class is unknown (the `folder` pair without a test folder)."""
 
 Split = tuple[np.ndarray, np.ndarray]
 OFFLINE_MNIST_HINT = (
@@ -65,6 +79,12 @@ class DomainPair:
     target_test: Split
     num_classes: int
     mean: np.ndarray
+    class_names: tuple[str, ...] = ()  # the `folder` pair's, from the source's subfolders
+
+    @property
+    def target_labelled(self) -> bool:
+        """Whether the target test images have labels to score (not `UNLABELLED`)."""
+        return bool(len(self.target_test[1])) and bool((self.target_test[1] >= 0).all())
 
     def normalize(self, images: np.ndarray) -> np.ndarray:
         """uint8 images -> float32, [0, 1] minus the per-channel training mean."""
@@ -244,8 +264,11 @@ def load_domain_pair(config: ml_collections.ConfigDict) -> DomainPair:
     """Loads (or builds) the pair named by `config.dataset`; missing data fails fast."""
     if config.dataset not in PAIRS:
         raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {PAIRS}")
+    class_names: tuple[str, ...] = ()
     if config.dataset == "digits":
         parts = _digits_pair(config)
+    elif config.dataset == "folder":
+        class_names, parts = _folder_pair(config)
     elif config.dataset == "mnist5k_mnistm":
         parts = _mnist5k_pair(config)
     else:
@@ -269,11 +292,65 @@ def load_domain_pair(config: ml_collections.ConfigDict) -> DomainPair:
         target_test=cast(target_test),
         num_classes=num_classes,
         mean=mean,
+        class_names=class_names,
     )
+
+
+def _folder_pair(
+    config: ml_collections.ConfigDict,
+) -> tuple[tuple[str, ...], tuple[Split, Split, Split, Split, int]]:
+    """The user's folders (see the module docstring); the source is split class-balanced into
+    training and held-out images (`folder_test_fraction`, at least one held out per class)."""
+    from thesis_jax.dann.networks import INPUT_SHAPES
+    from thesis_jax.data import folders
+
+    size = INPUT_SHAPES[config.architecture][0]
+    names, (images, labels) = folders.load_labelled_folder(
+        config.source_dir, size, what="--config.source_dir"
+    )
+    rng = np.random.default_rng(config.data_seed)
+    held = []
+    for c in range(len(names)):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if len(members) < 2:
+            raise folders.FolderError(
+                f"--config.source_dir {config.source_dir}: class {names[c]!r} has "
+                f"{len(members)} image; each class needs at least 2 (to train and to test)"
+            )
+        held.extend(members[: max(1, round(config.folder_test_fraction * len(members)))])
+    test = np.zeros(len(labels), bool)
+    test[held] = True
+    target = folders.load_image_folder(config.target_dir, size, what="--config.target_dir")
+    unknown = np.full(len(target), UNLABELLED, np.int32)
+    if config.target_test_dir:
+        _, target_test = folders.load_labelled_folder(
+            config.target_test_dir, size, what="--config.target_test_dir", classes=names
+        )
+    else:
+        target_test = (target, unknown)
+    parts = (
+        (images[~test], labels[~test]),
+        (images[test], labels[test]),
+        (target, unknown),
+        target_test,
+        len(names),
+    )
+    return tuple(names), parts
 
 
 def pair_description(config: ml_collections.ConfigDict) -> str:
     """Where the data of `config.dataset` comes from and its licence ("" if nothing to add)."""
+    if config.dataset == "folder":
+        scored = (
+            f"scored on {config.target_test_dir} (one subfolder per class)"
+            if config.target_test_dir
+            else "not scored (no labelled target test folder)"
+        )
+        return (
+            f"source: {config.source_dir} (one subfolder per class, "
+            f"{config.folder_test_fraction:.0%} held out); target: {config.target_dir} "
+            f"(unlabelled), {scored}."
+        )
     if config.dataset != "mnist5k_mnistm":
         return ""
     num_test = config.get("mnist5k_test", 1000)

@@ -80,12 +80,38 @@ def check_methods(config: ml_collections.ConfigDict) -> None:
             f"methods {semi} need revealed target labels: set --config.labelled_per_class "
             "to a positive number (labels per class)"
         )
+    if config.get("dataset") == "folder":
+        _check_folder(config)
     if config.labelled_per_class and not semi:
         raise ConfigError(
             f"labelled_per_class={config.labelled_per_class} is used only by the "
             "semi-supervised methods; add some of "
             f"{[m for m, v in METHODS.items() if v.target_labels != 'none']} to --config.methods "
             "(or use the *_semi preset)"
+        )
+
+
+def _check_folder(config: ml_collections.ConfigDict) -> None:
+    """The `folder` pair: both folders named, and only methods its labels allow."""
+    wanted = {
+        "source_dir": "one subfolder of labelled images per class",
+        "target_dir": "the unlabelled images to adapt to",
+    }
+    for key, what in wanted.items():
+        if not config.get(key):
+            raise ConfigError(f"the folder preset needs --config.{key}: {what}")
+    labelled = [
+        m for m in config.methods if m == "train_on_target" or METHODS[m].target_labels != "none"
+    ]
+    if labelled:
+        raise ConfigError(
+            f"methods {labelled} train on target labels, which the folder preset does not have "
+            "(its target images are unlabelled); use source_only, sa and dann"
+        )
+    if "sa" in config.methods and not config.get("target_test_dir"):
+        raise ConfigError(
+            "sa picks its subspace size on labelled target images: give "
+            "--config.target_test_dir (one subfolder per class) or leave sa out of methods"
         )
 
 
@@ -153,12 +179,15 @@ def train_model(exp: Experiment, method: str, workdir: str) -> core.LoopResult:
         labelled_per_class=config.labelled_per_class if spec.target_labels == "revealed" else 0,
         max_shift=config.max_shift,
     )
-    test_x, test_y = exp.pair.target_test
+    # Scored on the target test images, or on the source's held-out ones when the target has
+    # no labels (the folder pair without a test folder).
+    scored = "target" if exp.pair.target_labelled else "source"
+    test_x, test_y = exp.pair.target_test if scored == "target" else exp.pair.source_test
     eval_subset = _subsample(len(test_x), 2000, config.seed)
 
     def eval_fn(state: core.TrainState) -> dict[str, float]:
         out = exp.features(train.inference_params(state), test_x[eval_subset])
-        return {"target_accuracy": accuracy(out["logits"], test_y[eval_subset])}
+        return {f"{scored}_accuracy": accuracy(out["logits"], test_y[eval_subset])}
 
     return core.train(
         state,
@@ -180,7 +209,6 @@ def evaluate_model(exp: Experiment, params: Any) -> dict[str, Any]:
     source_test = exp.features(params, pair.source_test[0])
     target_test = exp.features(params, pair.target_test[0])
     result = {
-        "target_accuracy": accuracy(target_test["logits"], pair.target_test[1]),
         "source_accuracy": accuracy(source_test["logits"], pair.source_test[1]),
         "features": {
             "source_train_hidden": source_train["hidden"],
@@ -190,6 +218,9 @@ def evaluate_model(exp: Experiment, params: Any) -> dict[str, Any]:
             "target_test_hidden": target_test["hidden"],
         },
     }
+    if not pair.target_labelled:  # the folder pair without a test folder: nothing to score
+        return result
+    result["target_accuracy"] = accuracy(target_test["logits"], pair.target_test[1])
     if config.svm_retrain:
         result["target_accuracy_svm"] = baselines.linear_svm_accuracy(
             source_train["hidden"],
