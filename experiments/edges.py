@@ -118,6 +118,11 @@ def run(argv: list[str]) -> None:
         model = load_any_edge_model(_CHECKPOINT.value)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(f"--checkpoint: {e}") from None
+    if model.arch.in_channels != 3:
+        raise UserError(
+            f"--checkpoint: this model reads {model.arch.in_channels}-channel images (RGBD, "
+            "NYUD); photos have 3: use an RGB model (the shipped one, or a bsds run)"
+        )
     scales, threshold = _scales(model), _threshold(model)
     failed = []
     bar = progress_bar(len(inputs), desc="edges")

@@ -59,20 +59,22 @@ def test_shapes_preset_trains_every_model_and_writes_the_table_3i_report(tmp_pat
     tolerance = json.loads((workdir / "tolerance.json").read_text())
     assert set(tolerance["N4-fields"]) == {"0.005", "0.0075"}
 
-    # The exported committee reloads; its dictionary rebuilt, it reproduces the saved maps.
+    # The exported committee reloads (as `experiments.edges --checkpoint=<workdir>/n4` loads
+    # it: its dictionary rebuilt from the run's training images) and reproduces the saved maps.
     import ml_collections
 
     from thesis_jax import n4fields
+    from thesis_jax.n4fields.export import load_any_edge_model
 
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     params, arch, pca = n4fields.load_export(str(workdir / "n4" / "export.msgpack"))
     assert arch.head == "code" and pca.dim == 16 and len(params) == 1
-    train = n4fields.load_split(config, "train", config.train_images, False)
+    model = load_any_edge_model(str(workdir / "n4"))
+    assert model.meta["preset"] == "shapes" and len(model.dictionaries[0]) == 3000
     evaluated = n4fields.load_split(config, "test", config.eval_images, False)
-    dictionaries = n4fields.build_dictionaries(config, train, params, arch)
-    maps = n4fields.predict_model(config, "n4", evaluated.images[:1], params, arch, dictionaries)
+    edges = model.predict(evaluated.images[0], scales=tuple(config.scales), stride=config.stride)
     with np.load(workdir / "n4" / "predictions.npz") as saved:
-        np.testing.assert_allclose(maps[0], saved["map00000"].astype(np.float32), atol=2e-3)
+        np.testing.assert_allclose(edges, saved["map00000"].astype(np.float32), atol=2e-3)
 
     # The same command again: every model is finished, so nothing trains and the table holds.
     again = run_module("experiments.n4fields", f"--workdir={workdir}", *TINY, timeout=900)
