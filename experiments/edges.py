@@ -41,7 +41,9 @@ _CHECKPOINT = flags.DEFINE_string(
     "A packaged edge model (.npz), a run's model folder or export.msgpack, or a shipped name.",
 )
 _SCALES = flags.DEFINE_list("scales", None, "Scales averaged (sec. 3.3.3); default: the model's.")
-_STRIDE = flags.DEFINE_integer("stride", 1, "Codes every `stride` pixels (1-8; 2 is ~4x faster).")
+_STRIDE = flags.DEFINE_integer(
+    "stride", None, "Codes every `stride` pixels (1-8; 1 is the thesis's); default: the model's."
+)
 _MAX_SIDE = flags.DEFINE_integer(
     "max_side", 640, "Larger photos are shrunk to this longer side for the network; 0: never."
 )
@@ -101,7 +103,7 @@ def picture(edges: np.ndarray, *, thin: bool, threshold: float, invert: bool) ->
 def run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a flag")
-    if not 1 <= _STRIDE.value <= 8:
+    if _STRIDE.value is not None and not 1 <= _STRIDE.value <= 8:
         raise UserError(f"--stride {_STRIDE.value}: must be 1 to 8 (the patch is 16 pixels)")
     if _MAX_SIDE.value < 0 or 0 < _MAX_SIDE.value < 32:
         raise UserError(f"--max_side {_MAX_SIDE.value}: 0 (never shrink) or at least 32")
@@ -124,6 +126,7 @@ def run(argv: list[str]) -> None:
             "NYUD); photos have 3: use an RGB model (the shipped one, or a bsds run)"
         )
     scales, threshold = _scales(model), _threshold(model)
+    stride = _STRIDE.value or int(model.meta.get("stride", 1))
     failed = []
     bar = progress_bar(len(inputs), desc="edges")
     start = time.perf_counter()
@@ -137,9 +140,7 @@ def run(argv: list[str]) -> None:
             absl_logging.warning("%s; skipped", e)
             bar.update(1)
             continue
-        edges = edge_map(
-            model, image, scales=scales, stride=_STRIDE.value, max_side=_MAX_SIDE.value
-        )
+        edges = edge_map(model, image, scales=scales, stride=stride, max_side=_MAX_SIDE.value)
         pixels = picture(edges, thin=_THIN.value, threshold=threshold, invert=_INVERT.value)
         files.write_image(target, pixels)
         bar.update(1)

@@ -247,8 +247,10 @@ def main(argv: list[str]) -> None:
 
         python -m thesis_jax.n4fields.export --run=runs/edges_bsds/n4 --size=20000
 
-    writes the shipped file (float16 weights and codes, uint8 annotations) and scores it, with
-    the run's scales, on the images the run evaluated, beside the run's own result."""
+    writes the packaged file (float16 weights and codes, uint8 annotations, the first `--size`
+    dictionary entries) and scores it beside the run's full model (float32, the run's whole
+    dictionary) on the first `--eval_images` images the run evaluates, at `--scales` and
+    `--stride` (which become the edge command's defaults)."""
     del argv
     import ml_collections
     from absl import logging as absl_logging
@@ -257,44 +259,42 @@ def main(argv: list[str]) -> None:
     from thesis_jax.n4fields import report
     from thesis_jax.n4fields.datasets import load_split
 
-    model = edge_model_from_run(_FLAGS.run.value)
+    full = edge_model_from_run(_FLAGS.run.value)
+    scales = tuple(float(v) for v in _FLAGS.scales.value)
+    stride = _FLAGS.stride.value
+    meta = {**full.meta, "scales": list(scales), "stride": stride}
     path = save_edge_model(
         _FLAGS.output.value,
-        model.params,
-        model.arch,
-        model.dictionaries,
+        full.params,
+        full.arch,
+        full.dictionaries,
         size=_FLAGS.size.value,
-        meta=model.meta,
+        meta=meta,
     )
-    shipped = load_edge_model(path)
+    packaged = load_edge_model(path)
     workdir = os.path.dirname(os.path.abspath(_FLAGS.run.value))
     with open(os.path.join(workdir, "config.json")) as f:
         config = ml_collections.ConfigDict(json.load(f))
-    evaluated = load_split(config, config.eval_split, config.eval_images, False)
-    maps, bar = [], progress_bar(len(evaluated), desc="score the packaged model")
-    for image in evaluated.images:
-        maps.append(shipped.predict(image, scales=tuple(config.scales), stride=config.stride))
-        bar.update(1)
-    bar.close()
-    scored = report.score(config, {"packaged": report.thin(config, maps)}, evaluated)
-    with open(os.path.join(workdir, "results.json")) as f:
-        full = json.load(f).get(shipped.meta["model"], {})
-    scores = {
-        "packaged": report.summary(config, scored["packaged"]),
-        "full": {k: full.get(k) for k in ("ods", "ois", "ap")},
-        "full_dictionary_size": config.dictionary_size,
-        "eval_split": config.eval_split,
-        "eval_images": len(evaluated),
-        "scales": list(config.scales),
-    }
-    save_edge_model(
-        path,
-        shipped.params,
-        shipped.arch,
-        shipped.dictionaries,
-        meta={**shipped.meta, "scores": scores},
+    evaluated = load_split(config, config.eval_split, _FLAGS.eval_images.value, False)
+    scores = {}
+    for name, model in (("packaged", packaged), ("full", full)):
+        maps, bar = [], progress_bar(len(evaluated), desc=f"score the {name} model")
+        for image in evaluated.images:
+            maps.append(model.predict(image, scales=scales, stride=stride))
+            bar.update(1)
+        bar.close()
+        scored = report.score(config, {name: report.thin(config, maps)}, evaluated)[name]
+        scores[name] = report.summary(config, scored)
+    scores.update(
+        full_dictionary_size=len(full.dictionaries[0]),
+        eval_split=config.eval_split,
+        eval_images=len(evaluated),
+        megabytes=round(os.path.getsize(path) / 1e6, 2),
     )
-    absl_logging.info("%s (%.1f MB): %s", path, os.path.getsize(path) / 1e6, json.dumps(scores))
+    save_edge_model(path, packaged.params, packaged.arch, packaged.dictionaries, meta={
+        **packaged.meta, "scores": scores
+    })  # fmt: skip
+    absl_logging.info("%s: %s", path, json.dumps(scores))
 
 
 class _Flags:
@@ -304,6 +304,9 @@ class _Flags:
         self.run = flags.DEFINE_string("run", None, "a model folder of experiments.n4fields")
         self.size = flags.DEFINE_integer("size", 20_000, "dictionary entries kept (T)")
         self.output = flags.DEFINE_string("output", SHIPPED["bsds"], "where the file goes")
+        self.scales = flags.DEFINE_list("scales", ["0.5", "1.0"], "scales scored, the default")
+        self.stride = flags.DEFINE_integer("stride", 2, "codes every `stride` pixels")
+        self.eval_images = flags.DEFINE_integer("eval_images", 10, "images scored (0: all)")
         flags.mark_flag_as_required("run")
 
 
