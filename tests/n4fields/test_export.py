@@ -74,3 +74,16 @@ def test_edge_models_are_refused_clearly(tmp_path):
         load_edge_model(str(tmp_path / "other.npz"))
     with pytest.raises(FileNotFoundError, match=r"experiments\.n4fields writes one"):
         load_any_edge_model(str(tmp_path / "run" / "n4" / "export.msgpack"))
+
+
+def test_large_kernels_are_stored_in_int8_with_a_scale_per_unit():
+    from thesis_jax.n4fields.export import _packed, _unpacked
+
+    kernel = np.random.default_rng(0).normal(0, 0.05, (512, 256)).astype(np.float32)
+    kernel[:, 3] *= 20  # units of very different sizes keep their own precision
+    stored = _packed("fc1/kernel", kernel)
+    assert stored["fc1/kernel:int8"].dtype == np.int8 and stored["fc1/kernel:scale"].shape == (256,)
+    back = _unpacked(stored)["fc1/kernel"]
+    error = np.abs(back - kernel).max(axis=0) / np.abs(kernel).max(axis=0)
+    assert error.max() <= 0.5 / 127 + 1e-6  # half a step of each unit's own scale
+    assert _packed("conv1/kernel", kernel[:5])["conv1/kernel"].dtype == np.float16  # small: f16

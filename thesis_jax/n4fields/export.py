@@ -142,7 +142,8 @@ def save_edge_model(
     meta: dict[str, Any] | None = None,
 ) -> str:
     """Writes a committee with its dictionaries in one compressed `.npz`, small enough to ship:
-    parameters and codes in float16, annotations (means of binary maps) in uint8, the first
+    the fully connected kernels in int8 with a scale per output unit (`INT8_MIN_SIZE`), other
+    parameters and the codes in float16, annotations (means of binary maps) in uint8, the first
     `size` dictionary entries (random training patches, so any prefix is a random subsample).
     Returns the path."""
     from flax import traverse_util
@@ -155,12 +156,41 @@ def save_edge_model(
     for i, (p, d) in enumerate(zip(params, dictionaries, strict=True)):
         arrays[f"dictionary/codes/{i}"] = np.asarray(d.codes[:count], np.float16)
         flat = traverse_util.flatten_dict(jax.device_get(p), sep="/")
-        arrays.update({f"params/{i}/{k}": np.asarray(v, np.float16) for k, v in flat.items()})
+        for key, value in flat.items():
+            arrays.update(_packed(f"params/{i}/{key}", np.asarray(value, np.float32)))
     arrays[_ARCH] = np.asarray(json.dumps(dataclasses.asdict(arch)))
     arrays[_META] = np.asarray(json.dumps({**(meta or {}), "dictionary_size": count}))
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return write_atomic(path, buffer.getvalue())
+
+
+INT8_MIN_SIZE = 100_000
+"""Kernels of at least this many weights (the fully connected layers) are stored as int8 with
+one float32 scale per output unit; the rest as float16."""
+
+
+def _packed(key: str, value: np.ndarray) -> dict[str, np.ndarray]:
+    """One parameter as stored: float16, or int8 + per-column scale for a large 2-D kernel."""
+    if value.ndim != 2 or value.size < INT8_MIN_SIZE:
+        return {key: value.astype(np.float16)}
+    scale = np.maximum(np.abs(value).max(axis=0), 1e-12) / 127.0
+    return {
+        f"{key}:int8": np.round(value / scale).astype(np.int8),
+        f"{key}:scale": scale.astype(np.float32),
+    }
+
+
+def _unpacked(flat: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`_packed`'s entries back to float32 parameters by name."""
+    out = {}
+    for key, value in flat.items():
+        if key.endswith(":int8"):
+            name = key[: -len(":int8")]
+            out[name] = value.astype(np.float32) * flat[f"{name}:scale"]
+        elif not key.endswith(":scale"):
+            out[key] = value.astype(np.float32)
+    return out
 
 
 def load_edge_model(name_or_path: str) -> EdgeModel:
@@ -182,11 +212,7 @@ def load_edge_model(name_or_path: str) -> EdgeModel:
     params, dictionaries = [], []
     for i in members:
         prefix = f"params/{i}/"
-        flat = {
-            k[len(prefix) :]: v.astype(np.float32)
-            for k, v in arrays.items()
-            if k.startswith(prefix)
-        }
+        flat = _unpacked({k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)})
         params.append(traverse_util.unflatten_dict(flat, sep="/"))
         codes = arrays[f"dictionary/codes/{i}"].astype(np.float32)
         dictionaries.append(Dictionary(codes=codes, annotations=annotations))
@@ -240,78 +266,3 @@ def load_any_edge_model(name_or_path: str) -> EdgeModel:
             )
         return edge_model_from_run(os.path.dirname(path))
     return load_edge_model(name_or_path)
-
-
-def main(argv: list[str]) -> None:
-    """Packages a run's committee with a subsampled dictionary and measures what it costs:
-
-        python -m thesis_jax.n4fields.export --run=runs/edges_bsds/n4 --size=20000
-
-    writes the packaged file (float16 weights and codes, uint8 annotations, the first `--size`
-    dictionary entries) and scores it beside the run's full model (float32, the run's whole
-    dictionary) on the first `--eval_images` images the run evaluates, at `--scales` and
-    `--stride` (which become the edge command's defaults)."""
-    del argv
-    import ml_collections
-    from absl import logging as absl_logging
-
-    from thesis_jax.core.metrics import progress_bar
-    from thesis_jax.n4fields import report
-    from thesis_jax.n4fields.datasets import load_split
-
-    full = edge_model_from_run(_FLAGS.run.value)
-    scales = tuple(float(v) for v in _FLAGS.scales.value)
-    stride = _FLAGS.stride.value
-    meta = {**full.meta, "scales": list(scales), "stride": stride}
-    path = save_edge_model(
-        _FLAGS.output.value,
-        full.params,
-        full.arch,
-        full.dictionaries,
-        size=_FLAGS.size.value,
-        meta=meta,
-    )
-    packaged = load_edge_model(path)
-    workdir = os.path.dirname(os.path.abspath(_FLAGS.run.value))
-    with open(os.path.join(workdir, "config.json")) as f:
-        config = ml_collections.ConfigDict(json.load(f))
-    evaluated = load_split(config, config.eval_split, _FLAGS.eval_images.value, False)
-    scores = {}
-    for name, model in (("packaged", packaged), ("full", full)):
-        maps, bar = [], progress_bar(len(evaluated), desc=f"score the {name} model")
-        for image in evaluated.images:
-            maps.append(model.predict(image, scales=scales, stride=stride))
-            bar.update(1)
-        bar.close()
-        scored = report.score(config, {name: report.thin(config, maps)}, evaluated)[name]
-        scores[name] = report.summary(config, scored)
-    scores.update(
-        full_dictionary_size=len(full.dictionaries[0]),
-        eval_split=config.eval_split,
-        eval_images=len(evaluated),
-        megabytes=round(os.path.getsize(path) / 1e6, 2),
-    )
-    save_edge_model(path, packaged.params, packaged.arch, packaged.dictionaries, meta={
-        **packaged.meta, "scores": scores
-    })  # fmt: skip
-    absl_logging.info("%s: %s", path, json.dumps(scores))
-
-
-class _Flags:
-    def __init__(self) -> None:
-        from absl import flags
-
-        self.run = flags.DEFINE_string("run", None, "a model folder of experiments.n4fields")
-        self.size = flags.DEFINE_integer("size", 20_000, "dictionary entries kept (T)")
-        self.output = flags.DEFINE_string("output", SHIPPED["bsds"], "where the file goes")
-        self.scales = flags.DEFINE_list("scales", ["0.5", "1.0"], "scales scored, the default")
-        self.stride = flags.DEFINE_integer("stride", 2, "codes every `stride` pixels")
-        self.eval_images = flags.DEFINE_integer("eval_images", 10, "images scored (0: all)")
-        flags.mark_flag_as_required("run")
-
-
-if __name__ == "__main__":
-    from absl import app
-
-    _FLAGS = _Flags()
-    app.run(main)
