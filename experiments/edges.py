@@ -7,15 +7,16 @@ r"""Edge maps of your own photos with a trained N4-Fields committee (thesis ch. 
 
 `--input` is a picture, a folder of pictures or a glob; one input writes `--output` (default
 `<stem>_edges.png` beside it), several write `<stem>_edges.png` into the `--output` folder. The
-map is the committee's edge probability, white on black (`--invert`: dark edges on white), at the
-input's size; `--thin` writes the benchmark's thin edges instead (non-maximum suppression, the
+map is the committee's edge probability, white on black (`--invert`: dark edges on white;
+`--stretch`: its strongest edges white, since the committee's probabilities peak near 0.35), at
+the input's size; `--thin` writes the benchmark's thin edges instead (non-maximum suppression, the
 NMS of sec. 3.4, then `--threshold`). A photo whose longer side exceeds `--max_side` is shrunk
 for the network and its map enlarged back: the committee was trained on BSDS500's 481 x 321
 photos, and its cost grows with the pixels.
 
 The default model is the committee shipped in `thesis_jax/n4fields/assets/` (trained on the
 BSDS500 training images; README "Edges of your own photos" has the commands that made it and what
-it scores). `--checkpoint` takes another packaged model (`python -m thesis_jax.n4fields.export`),
+it scores). `--checkpoint` takes another packaged model (`python -m experiments.edges_package`),
 or a run's model folder / `export.msgpack` of `experiments.n4fields` (its dictionaries are rebuilt
 from the run's training images first). Inputs are never replaced, outputs only with `--overwrite`.
 """
@@ -52,6 +53,9 @@ _THRESHOLD = flags.DEFINE_float(
     "threshold", 0.0, "With --thin: edges below this probability are dropped; 0: the model's ODS."
 )
 _INVERT = flags.DEFINE_bool("invert", False, "Dark edges on white instead of white on black.")
+_STRETCH = flags.DEFINE_bool(
+    "stretch", False, "Scale each map so that its strongest edges (99.9th percentile) are white."
+)
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never the inputs).")
 
 OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -90,8 +94,13 @@ def edge_map(model, image: np.ndarray, *, scales, stride: int, max_side: int) ->
     return np.clip(edges, 0.0, 1.0)
 
 
-def picture(edges: np.ndarray, *, thin: bool, threshold: float, invert: bool) -> np.ndarray:
-    """The uint8 picture written: the map, or its thinned edges above `threshold`."""
+def picture(
+    edges: np.ndarray, *, thin: bool, threshold: float, invert: bool, stretch: bool = False
+) -> np.ndarray:
+    """The uint8 picture written: the map (`stretch`: over its 99.9th percentile), or its thinned
+    edges above `threshold`."""
+    if stretch and not thin:
+        edges = np.clip(edges / max(float(np.percentile(edges, 99.9)), 1e-6), 0.0, 1.0)
     if thin:
         from thesis_jax import edges as benchmark
 
@@ -141,7 +150,10 @@ def run(argv: list[str]) -> None:
             bar.update(1)
             continue
         edges = edge_map(model, image, scales=scales, stride=stride, max_side=_MAX_SIDE.value)
-        pixels = picture(edges, thin=_THIN.value, threshold=threshold, invert=_INVERT.value)
+        pixels = picture(
+            edges, thin=_THIN.value, threshold=threshold, invert=_INVERT.value,
+            stretch=_STRETCH.value,
+        )  # fmt: skip
         files.write_image(target, pixels)
         bar.update(1)
     bar.close()

@@ -62,12 +62,25 @@ def as_float(image: np.ndarray) -> np.ndarray:
 def load_split(
     config: ml_collections.ConfigDict, split: str, count: int, segmentations: bool
 ) -> EdgeData:
-    """One split of `config.dataset`, its first `count` images (0: all).
+    """One split of `config.dataset`, its first `count` images (0: all). Splits joined by "+"
+    ("train+val": the shipped edge model's) are read one after the other.
 
     `config.data_dir` is read as given, or beside the repository when relative and missing
     (the presets name `../shared/data/...`). A missing dataset raises `DatasetNotFoundError`
     (a FileNotFoundError) that says how to prepare it.
     """
+    if "+" in split:
+        parts = [load_split(config, part, 0, segmentations) for part in split.split("+")]
+        joined = EdgeData(
+            images=[im for p in parts for im in p.images],
+            annotations=[a for p in parts for a in p.annotations],
+            names=[n for p in parts for n in p.names],
+            segmentations=None
+            if not segmentations
+            else [s for p in parts for s in p.segmentations],
+            masks=None if parts[0].masks is None else [m for p in parts for m in p.masks],
+        )
+        return joined.head(count)
     if config.dataset == "shapes":
         from thesis_jax.data import load_shapes
 
