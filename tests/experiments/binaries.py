@@ -33,6 +33,14 @@ def run_module(
     )
 
 
+def assert_one_line_error(run: subprocess.CompletedProcess, start: str, code: int = 1) -> None:
+    """The binary stopped with exit `code`, no traceback, and its last line starts `start`."""
+    assert run.returncode == code, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(start), last
+
+
 def one_device_env() -> dict[str, str]:
     """This environment without the tests' 8 simulated CPU devices: a real training run shards
     its small batches over one device, several times faster than over eight simulated ones."""

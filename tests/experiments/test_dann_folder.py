@@ -7,7 +7,7 @@ import json
 import numpy as np
 from PIL import Image
 
-from tests.experiments.binaries import run_module
+from tests.experiments.binaries import assert_one_line_error, run_module
 from thesis_jax.data import embedded_photos
 from thesis_jax.data.mnist5k import read_mnist_5k
 from thesis_jax.data.mnistm import blend_mnistm
@@ -74,10 +74,14 @@ def test_folders_train_and_a_folder_is_classified_as_the_report_scored_it(tmp_pa
         "experiments.dann_predict", f"--workdir={workdir}", f"--input={data / 'test'}",
         f"--output={predictions}", "--method=sa", timeout=300,
     )  # fmt: skip
-    assert again.returncode == 1
-    assert again.stderr.strip().splitlines()[-1] == (
-        f"error: --output {predictions} exists; pass --overwrite to replace it"
+    assert_one_line_error(
+        again, f"error: --output {predictions} exists; pass --overwrite to replace it"
     )
+    wrong = run_module(
+        "experiments.dann_predict", f"--workdir={workdir}", f"--input={data / 'test'}",
+        f"--output={tmp_path / 'other.csv'}", "--method=sa", timeout=300,
+    )  # fmt: skip
+    assert_one_line_error(wrong, "error: --method sa: no trained network in")
 
 
 def test_without_target_labels_the_report_says_what_it_measured(tmp_path):

@@ -100,6 +100,25 @@ def plan_outputs(
     return targets
 
 
+def resolve_shipped(name_or_path: str, shipped: dict[str, str], what: str, hint: str) -> str:
+    """The file of a model shipped in the package by name (`shipped`: name -> path), or
+    `name_or_path` itself if it is a file; FileNotFoundError naming what else it can be."""
+    if name_or_path in shipped:
+        if not os.path.isfile(shipped[name_or_path]):
+            raise FileNotFoundError(
+                f"the shipped {what} {name_or_path!r} is missing from this install "
+                f"({shipped[name_or_path]}): reinstall thesis_jax"
+            )
+        return shipped[name_or_path]
+    path = os.path.expanduser(name_or_path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"no {what} at {name_or_path!r}: give {hint} or a shipped {what}'s name "
+            f"({', '.join(shipped)})"
+        )
+    return path
+
+
 def read_image(path: Path, mode: str = "RGB") -> np.ndarray:
     """The picture's pixels, uint8 (H, W, 3) for "RGB", (H, W) for "L"; InputError if PIL
     cannot decode the file."""

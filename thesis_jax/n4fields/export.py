@@ -116,20 +116,10 @@ class EdgeModel:
 
 def resolve_edge_model(name_or_path: str) -> str:
     """The file of a shipped edge model's name, or `name_or_path` itself if it is a file."""
-    if name_or_path in SHIPPED:
-        if not os.path.isfile(SHIPPED[name_or_path]):
-            raise FileNotFoundError(
-                f"the shipped edge model {name_or_path!r} is missing from this install "
-                f"({SHIPPED[name_or_path]}): reinstall thesis_jax"
-            )
-        return SHIPPED[name_or_path]
-    path = os.path.expanduser(name_or_path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no edge model at {name_or_path!r}: give an .npz written by save_edge_model, an "
-            f"export.msgpack of experiments.n4fields, or a shipped name ({', '.join(SHIPPED)})"
-        )
-    return path
+    from thesis_jax.core.files import resolve_shipped
+
+    hint = "an .npz written by save_edge_model, an export.msgpack of experiments.n4fields,"
+    return resolve_shipped(name_or_path, SHIPPED, "edge model", hint)
 
 
 def save_edge_model(

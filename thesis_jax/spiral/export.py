@@ -49,20 +49,9 @@ class Agent(NamedTuple):
 
 def resolve(name_or_path: str) -> str:
     """The file of a shipped agent's name, or `name_or_path` itself if it is a file."""
-    if name_or_path in SHIPPED:
-        if not os.path.isfile(SHIPPED[name_or_path]):
-            raise FileNotFoundError(
-                f"the shipped agent {name_or_path!r} is missing from this install "
-                f"({SHIPPED[name_or_path]}): reinstall thesis_jax"
-            )
-        return SHIPPED[name_or_path]
-    path = os.path.expanduser(name_or_path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"no SPIRAL agent at {name_or_path!r}: give an .npz written by save_agent "
-            f"or a shipped agent's name ({', '.join(SHIPPED)})"
-        )
-    return path
+    from thesis_jax.core.files import resolve_shipped
+
+    return resolve_shipped(name_or_path, SHIPPED, "SPIRAL agent", "an .npz written by save_agent")
 
 
 def _network_arrays(state: Any, config: ml_collections.ConfigDict, dtype: Any) -> dict:
