@@ -65,8 +65,8 @@ def plan_outputs(
     One input: `output` is the file (default `<input stem><suffix>` beside the input); its
     extension must be one of `allowed`. Several inputs: `output` is a folder (made if missing;
     default: one named after the suffix, `edges` for `_edges.png`, beside the first input),
-    each result `<input stem><suffix>` in it. Outputs that would replace an input, or land on one path
-    twice, are refused; existing ones are refused unless `overwrite`.
+    each result `<input stem><suffix>` in it. Outputs that would replace an input, or land on
+    one path twice, are refused; existing ones are refused unless `overwrite`.
     """
     if len(inputs) == 1 and (output is None or not Path(output).is_dir()):
         source = inputs[0]
