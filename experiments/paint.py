@@ -96,6 +96,7 @@ def run(argv: list[str]) -> None:
         agent = export.load_agent(_AGENT.value)
     except (FileNotFoundError, ValueError) as e:
         raise UserError(f"--agent: {e}") from None
+    painter = parse.Painter(agent)
     config = agent.config
     paint_config = renderers.paint_config(config)
     failed = []
@@ -112,7 +113,7 @@ def run(argv: list[str]) -> None:
             absl_logging.warning("%s; skipped", message)
             bar.update(1)
             continue
-        result = parse.paint(agent, target, samples=_SAMPLES.value, seed=_SEED.value)
+        result = painter(target, samples=_SAMPLES.value, seed=_SEED.value)
         result["canvas_size"] = config.canvas_size
         strokes = parse.episode_strokes(result["actions"], paint_config, colors=_COLORS.value)
         write(target_path, strokes, result, _SIZE.value)

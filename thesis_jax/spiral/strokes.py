@@ -2,7 +2,7 @@
 
 `fit_drawing` turns a drawing (dark lines on light paper, any size) into a target the agent knows
 (MNIST's framing: the ink's box scaled into the middle 20/28 of the canvas, centred by its mass);
-`paint` runs the agent on it and keeps the best of several episodes by l2; `episode_strokes`
+a `Painter` runs the agent on it and keeps the best of several episodes by l2; `episode_strokes`
 reads the episode's actions as strokes (each a quadratic Bezier of eq. 6.4.1 from the brush's
 position through a control point to an end point, with its brush radius and pressure; jumps
 are not strokes). Written out, at any size:
@@ -241,25 +241,42 @@ def to_json(strokes: Sequence[Stroke], **extra: Any) -> str:
     return json.dumps({**extra, "strokes": [s._asdict() for s in strokes]}, indent=1) + "\n"
 
 
-def paint(agent: Any, target: np.ndarray, *, samples: int = 8, seed: int = 0) -> dict[str, Any]:
-    """The best of `samples` episodes of `agent` (an `export.Agent`, conditional) on `target`
-    (float (S, S, 1) as `fit_drawing` gives): {"actions": int [T, C], "canvas": (S, S, C),
-    "l2": its Euclidean distance to the target, as eval/l2, "l2_all": every sample's}."""
-    from thesis_jax.spiral import actors, export, train
+class Painter:
+    """A conditional agent ready to paint targets (its state built once, for many drawings).
 
-    config = agent.config
-    if not config.conditional:
-        raise DrawingError("this agent draws from noise (unconditional): it cannot parse a drawing")
-    if config.renderer == "mujoco":
-        raise DrawingError("this agent builds 3D scenes: it cannot parse a drawing into strokes")
-    state = export.with_agent(train.init(jax.random.PRNGKey(seed), config), agent)
-    targets = np.repeat(target[None].astype(np.float32), samples, axis=0)
-    trajectory = actors.jax_paint_rollout(state, targets, jax.random.PRNGKey(seed))
-    l2 = np.sqrt(((trajectory.final_canvas - targets) ** 2).sum(axis=(1, 2, 3)))  # eval/l2's
-    best = int(np.argmin(l2))
-    return {
-        "actions": trajectory.actions[:, best],
-        "canvas": trajectory.final_canvas[best],
-        "l2": float(l2[best]),
-        "l2_all": [float(v) for v in l2],
-    }
+    painter = Painter(export.load_agent("mnist"))
+    result = painter(fit_drawing(gray, painter.canvas_size), samples=16)
+    """
+
+    def __init__(self, agent: Any) -> None:
+        from thesis_jax.spiral import export, train
+
+        config = agent.config
+        if not config.conditional:
+            raise DrawingError(
+                "this agent draws from noise (unconditional): it cannot parse a drawing"
+            )
+        if config.renderer == "mujoco":
+            raise DrawingError(
+                "this agent builds 3D scenes: it cannot parse a drawing into strokes"
+            )
+        self.config = config
+        self.canvas_size = int(config.canvas_size)
+        self._state = export.with_agent(train.init(jax.random.PRNGKey(0), config), agent)
+
+    def __call__(self, target: np.ndarray, *, samples: int = 8, seed: int = 0) -> dict[str, Any]:
+        """The best of `samples` episodes on `target` (float (S, S, 1) as `fit_drawing` gives):
+        {"actions": int [T, C], "canvas": (S, S, C), "l2": its Euclidean distance to the
+        target (as eval/l2), "l2_all": every sample's}."""
+        from thesis_jax.spiral import actors
+
+        targets = np.repeat(target[None].astype(np.float32), samples, axis=0)
+        trajectory = actors.jax_paint_rollout(self._state, targets, jax.random.PRNGKey(seed))
+        l2 = np.sqrt(((trajectory.final_canvas - targets) ** 2).sum(axis=(1, 2, 3)))
+        best = int(np.argmin(l2))
+        return {
+            "actions": trajectory.actions[:, best],
+            "canvas": trajectory.final_canvas[best],
+            "l2": float(l2[best]),
+            "l2_all": [float(v) for v in l2],
+        }
