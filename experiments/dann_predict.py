@@ -103,7 +103,7 @@ def run(argv: list[str]) -> None:
     writer = csv.writer(table)
     writer.writerow(["path", "class", "probability", *(f"p_{name}" for name in names)])
     failed, counts = [], dict.fromkeys(names, 0)
-    bar = progress_bar(len(inputs), desc="classify")
+    bar = progress_bar(len(inputs), desc="classify", unit="image")
     for start in range(0, len(inputs), 256):
         chunk, images = [], []
         for path in inputs[start : start + 256]:

@@ -137,7 +137,7 @@ def run(argv: list[str]) -> None:
     scales, threshold = _scales(model), _threshold(model)
     stride = _STRIDE.value or int(model.meta.get("stride", 1))
     failed = []
-    bar = progress_bar(len(inputs), desc="edges")
+    bar = progress_bar(len(inputs), desc="edges", unit="image")
     start = time.perf_counter()
     for source, target in zip(inputs, outputs, strict=True):
         try:

@@ -67,7 +67,7 @@ def run(argv: list[str]) -> None:
     evaluated = load_split(config, config.eval_split, _EVAL_IMAGES.value, False)
     scores = {}
     for name, model in (("packaged", packaged), ("full", full)):
-        maps, bar = [], progress_bar(len(evaluated), desc=f"score the {name} model")
+        maps, bar = [], progress_bar(len(evaluated), desc=f"score the {name} model", unit="image")
         for image in evaluated.images:
             maps.append(model.predict(image, scales=scales, stride=_STRIDE.value))
             bar.update(1)

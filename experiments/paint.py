@@ -100,7 +100,7 @@ def run(argv: list[str]) -> None:
     config = agent.config
     paint_config = renderers.paint_config(config)
     failed = []
-    bar = progress_bar(len(inputs), desc="paint")
+    bar = progress_bar(len(inputs), desc="paint", unit="drawing")
     for source, target_path in zip(inputs, outputs, strict=True):
         try:
             drawing = files.read_image(source, "L")

@@ -228,8 +228,10 @@ def read_metrics(workdir: str | os.PathLike) -> list[dict[str, float]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def progress_bar(total: int, *, initial: int = 0, desc: str | None = None) -> tqdm:
-    """A progress bar with rate and ETA, shown on process 0 only.
+def progress_bar(
+    total: int, *, initial: int = 0, desc: str | None = None, unit: str = "step"
+) -> tqdm:
+    """A progress bar with rate and ETA in `unit`s (steps, images, ...), shown on process 0 only.
 
     On a terminal it redraws often; into a log file (no TTY) it writes a line every 30 s.
     """
@@ -242,7 +244,7 @@ def progress_bar(total: int, *, initial: int = 0, desc: str | None = None) -> tq
         desc=desc,
         disable=not is_main_process(),
         dynamic_ncols=True,
-        unit="step",
+        unit=unit,
         smoothing=0.1,
         mininterval=0.2 if interactive else 30.0,
         maxinterval=10.0 if interactive else 60.0,

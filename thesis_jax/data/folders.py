@@ -64,7 +64,7 @@ def load_images(paths: Sequence[Path], size: int, desc: str) -> np.ndarray:
     """uint8 (N, size, size, 3) of `paths`, with a progress bar for long folders."""
     from thesis_jax.core.metrics import progress_bar
 
-    bar = progress_bar(len(paths), desc=desc) if len(paths) > 500 else None
+    bar = progress_bar(len(paths), desc=desc, unit="image") if len(paths) > 500 else None
     images = []
     for path in paths:
         images.append(load_image(path, size))
