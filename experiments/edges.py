@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
@@ -78,37 +77,6 @@ def _threshold(model) -> float:
     return float(model.meta.get("scores", {}).get("packaged", {}).get("ods_threshold", 0.3))
 
 
-def edge_map(model, image: np.ndarray, *, scales, stride: int, max_side: int) -> np.ndarray:
-    """(H, W) edge probabilities of uint8 (H, W, 3) pixels, at their size."""
-    from skimage.transform import resize
-
-    pixels = image.astype(np.float32) / 255.0
-    height, width = pixels.shape[:2]
-    factor = max_side / max(height, width) if max_side else 1.0
-    if factor < 1.0:
-        shape = (max(1, round(height * factor)), max(1, round(width * factor)))
-        pixels = resize(pixels, shape, order=1, anti_aliasing=True).astype(np.float32)
-    edges = model.predict(pixels, scales=scales, stride=stride)
-    if edges.shape != (height, width):
-        edges = resize(edges, (height, width), order=1).astype(np.float32)
-    return np.clip(edges, 0.0, 1.0)
-
-
-def picture(
-    edges: np.ndarray, *, thin: bool, threshold: float, invert: bool, stretch: bool = False
-) -> np.ndarray:
-    """The uint8 picture written: the map (`stretch`: over its 99.9th percentile), or its thinned
-    edges above `threshold`."""
-    if stretch and not thin:
-        edges = np.clip(edges / max(float(np.percentile(edges, 99.9)), 1e-6), 0.0, 1.0)
-    if thin:
-        from thesis_jax import edges as benchmark
-
-        edges = np.where(benchmark.edge_nms(edges) >= threshold, 1.0, 0.0)
-    values = 1.0 - edges if invert else edges
-    return np.round(values * 255.0).astype(np.uint8)
-
-
 def run(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a flag")
@@ -123,7 +91,7 @@ def run(argv: list[str]) -> None:
     )  # fmt: skip
 
     from thesis_jax.core.metrics import progress_bar
-    from thesis_jax.n4fields.export import load_any_edge_model
+    from thesis_jax.n4fields.export import edge_picture, load_any_edge_model
 
     try:
         model = load_any_edge_model(_CHECKPOINT.value)
@@ -149,8 +117,8 @@ def run(argv: list[str]) -> None:
             absl_logging.warning("%s; skipped", e)
             bar.update(1)
             continue
-        edges = edge_map(model, image, scales=scales, stride=stride, max_side=_MAX_SIDE.value)
-        pixels = picture(
+        edges = model.photo_edges(image, scales=scales, stride=stride, max_side=_MAX_SIDE.value)
+        pixels = edge_picture(
             edges, thin=_THIN.value, threshold=threshold, invert=_INVERT.value,
             stretch=_STRETCH.value,
         )  # fmt: skip

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 
@@ -55,23 +54,6 @@ def _suffix() -> str:
     if _OUTPUT.value and Path(_OUTPUT.value).suffix.lower() in FORMATS:
         return Path(_OUTPUT.value).suffix.lower()
     return ".svg"
-
-
-def write(path: Path, strokes: list, result: dict, size: int) -> None:
-    """Writes the parse in the format of `path`'s extension."""
-    from thesis_jax.core.metrics import save_gif, write_atomic
-    from thesis_jax.spiral import strokes as parse
-
-    kind = path.suffix.lower()
-    if kind == ".svg":
-        write_atomic(path, parse.to_svg(strokes, size))
-    elif kind == ".json":
-        write_atomic(path, parse.to_json(strokes, l2=result["l2"], canvas=result["canvas_size"]))
-    elif kind == ".png":
-        files.write_image(path, parse.render(strokes, size))
-    else:
-        frames = [np.ones((size, size, 3), np.float32), *parse.render_frames(strokes, size)]
-        save_gif(path, frames, frame_ms=400)
 
 
 def run(argv: list[str]) -> None:
@@ -114,9 +96,8 @@ def run(argv: list[str]) -> None:
             bar.update(1)
             continue
         result = painter(target, samples=_SAMPLES.value, seed=_SEED.value)
-        result["canvas_size"] = config.canvas_size
         strokes = parse.episode_strokes(result["actions"], paint_config, colors=_COLORS.value)
-        write(target_path, strokes, result, _SIZE.value)
+        parse.write(target_path, strokes, _SIZE.value, l2=result["l2"], canvas=config.canvas_size)
         absl_logging.info(
             "%s: %d strokes, l2 %.2f (best of %d) -> %s",
             source, len(strokes), result["l2"], _SAMPLES.value, target_path,

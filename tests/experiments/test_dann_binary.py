@@ -164,6 +164,7 @@ def test_the_whole_tour_has_a_section_with_pictures_for_every_method(tmp_path):
             assert (tmp_path / rel).stat().st_size > 1000
 
 
+@pytest.mark.slow  # 21 s; its data in tests/dann/test_domains.py, the binary's paths above
 def test_real_mnist_preset_runs_end_to_end_with_two_seeds(tmp_path, shared_data):
     workdir = tmp_path / "mnist5k"
     result = _run(

@@ -84,6 +84,7 @@ def test_shapes_preset_trains_every_model_and_writes_the_table_3i_report(tmp_pat
 
 
 @pytest.mark.skipif(not BSDS.is_dir(), reason="needs ../shared/data/BSDS500")
+@pytest.mark.slow  # 21 s of the fast suite's 5 minutes
 def test_bsds_preset_runs_on_real_images(tmp_path):
     workdir = tmp_path / "bsds"
     run = run_module(

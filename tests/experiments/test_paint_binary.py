@@ -45,13 +45,12 @@ def test_drawings_become_svg_strokes_and_a_photograph_is_refused(tmp_path):
         assert len(colours) == min(len(paths), 10)  # each stroke its own colour (fig. 6.6)
 
     # the GIF of the same writer: blank paper first, then one more stroke per frame
-    from experiments.paint import write
-    from thesis_jax.spiral.strokes import Stroke
+    from thesis_jax.spiral.strokes import Stroke, write
 
     strokes = [Stroke((0.1, 0.1), (0.5, 0.2), (0.9, 0.3), 0.05, 0.9, (0.0, 0.0, 0.0)),
                Stroke((0.9, 0.3), (0.5, 0.6), (0.2, 0.9), 0.03, 0.5, (0.0, 0.0, 0.0))]  # fmt: skip
     gif = tmp_path / "two.gif"
-    write(gif, strokes, {"l2": 0.0, "canvas_size": 32}, 96)
+    write(gif, strokes, 96)
     with Image.open(gif) as animation:
         frames = []
         for k in range(animation.n_frames):

@@ -10,9 +10,10 @@ import pytest
 from tests.experiments.binaries import one_device_env, run_module
 
 
-# Two threads run by default; one thread (and 3 seeds of whole tour sections under both) in
-# the slow suite: tests/experiments/test_tour.py.
-@pytest.mark.parametrize("threads", [pytest.param(1, marks=pytest.mark.slow), 2])
+# In the slow suite (20 s each), beside 3 seeds of whole tour sections under one and two
+# threads (tests/experiments/test_tour.py).
+@pytest.mark.slow
+@pytest.mark.parametrize("threads", [1, 2])
 def test_cnn_patch_trains_away_from_the_prior_with_one_or_two_threads(threads):
     env = one_device_env()  # the run as a user's: one device, XLA's full optimisation
     env.pop("JAX_DISABLE_MOST_OPTIMIZATIONS", None)

@@ -113,6 +113,45 @@ class EdgeModel:
             self.params, image, self.dictionaries, arch=self.arch, scales=scales, stride=stride
         )
 
+    def photo_edges(
+        self,
+        photo: np.ndarray,
+        *,
+        scales: Sequence[float] = (0.5, 1.0),
+        stride: int = 1,
+        max_side: int = 0,
+    ) -> np.ndarray:
+        """The (H, W) edge probabilities of uint8 (H, W, 3) pixels, at their size: a photo whose
+        longer side exceeds `max_side` (0: never) is shrunk for the networks and its map
+        enlarged back."""
+        from skimage.transform import resize
+
+        pixels = photo.astype(np.float32) / 255.0
+        height, width = pixels.shape[:2]
+        factor = max_side / max(height, width) if max_side else 1.0
+        if factor < 1.0:
+            shape = (max(1, round(height * factor)), max(1, round(width * factor)))
+            pixels = resize(pixels, shape, order=1, anti_aliasing=True).astype(np.float32)
+        edges = self.predict(pixels, scales=scales, stride=stride)
+        if edges.shape != (height, width):
+            edges = resize(edges, (height, width), order=1).astype(np.float32)
+        return np.clip(edges, 0.0, 1.0)
+
+
+def edge_picture(
+    edges: np.ndarray, *, thin: bool, threshold: float, invert: bool, stretch: bool = False
+) -> np.ndarray:
+    """An edge map as a uint8 picture: the probabilities (`stretch`: over their 99.9th
+    percentile), or the thin edges NMS keeps at or above `threshold`; `invert`: dark on white."""
+    if stretch and not thin:
+        edges = np.clip(edges / max(float(np.percentile(edges, 99.9)), 1e-6), 0.0, 1.0)
+    if thin:
+        from thesis_jax.edges import edge_nms
+
+        edges = np.where(edge_nms(edges) >= threshold, 1.0, 0.0)
+    values = 1.0 - edges if invert else edges
+    return np.round(values * 255.0).astype(np.uint8)
+
 
 def resolve_edge_model(name_or_path: str) -> str:
     """The file of a shipped edge model's name, or `name_or_path` itself if it is a file."""

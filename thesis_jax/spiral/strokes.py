@@ -241,6 +241,29 @@ def to_json(strokes: Sequence[Stroke], **extra: Any) -> str:
     return json.dumps({**extra, "strokes": [s._asdict() for s in strokes]}, indent=1) + "\n"
 
 
+def write(path: Any, strokes: Sequence[Stroke], size: int, **extra: Any) -> None:
+    """Writes `strokes` in the format of `path`'s extension (.svg, .json with `extra`, .png, or
+    .gif: blank paper, then one stroke per frame), atomically, at `size` pixels."""
+    from pathlib import Path
+
+    from thesis_jax.core.files import write_image
+    from thesis_jax.core.metrics import save_gif, write_atomic
+
+    path = Path(path)
+    kind = path.suffix.lower()
+    if kind == ".svg":
+        write_atomic(path, to_svg(strokes, size))
+    elif kind == ".json":
+        write_atomic(path, to_json(strokes, **extra))
+    elif kind == ".png":
+        write_image(path, render(strokes, size))
+    elif kind == ".gif":
+        save_gif(path, [np.ones((size, size, 3), np.float32), *render_frames(strokes, size)],
+                 frame_ms=400)  # fmt: skip
+    else:
+        raise ValueError(f"{path}: write .svg, .json, .png or .gif")
+
+
 class Painter:
     """A conditional agent ready to paint targets (its state built once, for many drawings).
 
