@@ -20,6 +20,7 @@ from thesis_jax.dann.networks import INPUT_SHAPES
 TORCH_BENCHMARK = ROOT / "benchmarks" / "dann_step_torch.py"
 
 
+@pytest.mark.slow  # a run of the benchmark script (make bench runs it for real)
 def test_jax_only_run_reports_steps_per_second_and_the_skipped_comparison(tmp_path):
     result, json_out = run_benchmark(
         "dann_step.py",

@@ -32,6 +32,7 @@ def assert_row(stdout, size, mode, implementation):
     assert 1e3 / calls_per_s == pytest.approx(ms_per_call, abs=0.006)  # ms printed to 0.01
 
 
+@pytest.mark.slow  # the script's rows; its warp is checked against grid_sample below
 def test_jax_only_run_reports_both_implementations_and_the_skipped_comparison(tmp_path):
     result, json_out = run_deepwarp("--torch-python=/nonexistent", tmp_path=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -150,3 +150,44 @@ def test_real_mnist_pair_without_bsds500_says_how_to_use_the_embedded_photos(tmp
                 data_dir=str(tmp_path),
             )
         )
+
+
+def test_the_folder_pair_reads_the_users_folders_and_knows_when_the_target_has_no_labels(
+    tmp_path,
+):
+    from PIL import Image
+
+    from experiments.configs.dann import get_config
+    from thesis_jax.core import ConfigError
+    from thesis_jax.dann.domains import UNLABELLED, load_domain_pair
+    from thesis_jax.dann.experiment import check_methods
+
+    rng = np.random.default_rng(0)
+    for folder, count in (
+        ("src/cat", 5),
+        ("src/dog", 5),
+        ("tgt/a", 3),
+        ("tgt", 4),
+        ("test/dog", 2),
+    ):
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)
+        for k in range(count):
+            pixels = rng.integers(0, 256, (20 + k, 30, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / f"{k}.png")
+    config = get_config("folder")
+    config.update(source_dir=str(tmp_path / "src"), target_dir=str(tmp_path / "tgt"))
+    pair = load_domain_pair(config)
+    assert pair.class_names == ("cat", "dog") and pair.num_classes == 2
+    assert pair.source_train[0].shape[1:] == (28, 28, 3)  # the mnist network's input
+    assert len(pair.source_test[1]) == 2 and sorted(pair.source_test[1]) == [0, 1]  # 1 per class
+    assert len(pair.target_train[0]) == 7 and (pair.target_train[1] == UNLABELLED).all()
+    assert not pair.target_labelled
+    for methods, message in ((("source_only", "sa", "dann"), "sa picks its subspace size"),
+                             (("dann", "train_on_target"), "train on target labels")):  # fmt: skip
+        config.methods = methods
+        with pytest.raises(ConfigError, match=message):
+            check_methods(config)
+    config.update(target_test_dir=str(tmp_path / "test"), methods=("source_only", "sa", "dann"))
+    check_methods(config)  # with a labelled test folder, SA can pick its subspace
+    pair = load_domain_pair(config)
+    assert pair.target_labelled and pair.target_test[1].tolist() == [1, 1]

@@ -5,6 +5,7 @@ import csv
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.experiments.binaries import assert_one_line_error, run_module
@@ -79,6 +80,7 @@ def test_folders_train_and_a_folder_is_classified_as_the_report_scored_it(tmp_pa
     )
 
 
+@pytest.mark.slow  # 7 s of the fast suite's 5 minutes
 def test_without_target_labels_the_report_says_what_it_measured(tmp_path):
     data = _folders(tmp_path / "data", per_class=8)
     workdir = tmp_path / "run"

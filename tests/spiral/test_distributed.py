@@ -130,6 +130,7 @@ def _tiny(overrides=None):
     return config
 
 
+@pytest.mark.slow  # 20 s; PBT's exploit/explore step is tested above, in the fast suite
 def test_pbt_exploits_and_explores_on_a_population_of_two(tmp_path):
     from experiments import spiral
 
