@@ -78,6 +78,8 @@ def run(argv: list[str]) -> None:
         raise UserError("--workdir is required: the run of experiments.dann --config=folder")
     inputs = _images(_INPUT.value)
     output = Path(_OUTPUT.value or os.path.join(_WORKDIR.value, "predictions.csv")).expanduser()
+    # one CSV for every input: planned as one input's output (suffix, an existing file, its
+    # folder made), then kept off all the inputs
     files.plan_outputs(
         inputs[:1], str(output), suffix=".csv", allowed=(".csv",), overwrite=_OVERWRITE.value
     )
