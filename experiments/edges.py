@@ -91,7 +91,7 @@ def run(argv: list[str]) -> None:
     )  # fmt: skip
 
     from thesis_jax.core.metrics import progress_bar
-    from thesis_jax.n4fields.export import edge_picture, load_any_edge_model
+    from thesis_jax.n4fields.export import load_any_edge_model, output_picture
 
     try:
         model = load_any_edge_model(_CHECKPOINT.value)
@@ -118,7 +118,7 @@ def run(argv: list[str]) -> None:
             bar.update(1)
             continue
         edges = model.photo_edges(image, scales=scales, stride=stride, max_side=_MAX_SIDE.value)
-        pixels = edge_picture(
+        pixels = output_picture(
             edges, thin=_THIN.value, threshold=threshold, invert=_INVERT.value,
             stretch=_STRETCH.value,
         )  # fmt: skip

@@ -8,7 +8,7 @@ from PIL import Image
 from tests.experiments.binaries import assert_one_line_error, run_module
 from tests.n4fields import tiny
 from thesis_jax import n4fields
-from thesis_jax.n4fields.export import SHIPPED, edge_picture, load_edge_model, save_edge_model
+from thesis_jax.n4fields.export import SHIPPED, load_edge_model, output_picture, save_edge_model
 
 
 def _photos(folder, count=2):
@@ -95,10 +95,10 @@ def test_the_shipped_committee_finds_the_edges_of_a_drawn_shape(tmp_path):
 
     # the other pictures of the same map (written by the same function, in this process)
 
-    stretched = edge_picture(edges, thin=False, threshold=0, invert=False, stretch=True)
+    stretched = output_picture(edges, thin=False, threshold=0, invert=False, stretch=True)
     assert stretched.max() == 255 and np.percentile(stretched, 99.95) == 255
     threshold = model.meta["scores"]["packaged"]["ods_threshold"]
-    lines = edge_picture(edges, thin=True, threshold=threshold, invert=True)
+    lines = output_picture(edges, thin=True, threshold=threshold, invert=True)
     assert set(np.unique(lines)) <= {0, 255}
     dark = lines == 0  # the thin edges, dark on white: on the rim, one or two pixels wide
     assert dark.sum() > 0.8 * 2 * np.pi * 28 and dark.sum() < 3 * 2 * np.pi * 28

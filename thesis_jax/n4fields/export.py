@@ -138,11 +138,13 @@ class EdgeModel:
         return np.clip(edges, 0.0, 1.0)
 
 
-def edge_picture(
+def output_picture(
     edges: np.ndarray, *, thin: bool, threshold: float, invert: bool, stretch: bool = False
 ) -> np.ndarray:
-    """An edge map as a uint8 picture: the probabilities (`stretch`: over their 99.9th
-    percentile), or the thin edges NMS keeps at or above `threshold`; `invert`: dark on white."""
+    """An edge map as the uint8 picture `experiments.edges` writes: the probabilities as they
+    are (`stretch`: over their 99.9th percentile), or the thin edges NMS keeps at or above
+    `threshold`; `invert`: dark on white. (`thesis_jax.edges.edge_picture` draws maps for the
+    report's figures.)"""
     if stretch and not thin:
         edges = np.clip(edges / max(float(np.percentile(edges, 99.9)), 1e-6), 0.0, 1.0)
     if thin:
