@@ -16,8 +16,10 @@ the episode closest to it (l2) is kept. The output's extension picks what is wri
 
 Each stroke gets its own colour, as fig. 6.6 shows a parse (`--nocolors`: black ink). The default
 agent is the one shipped in `thesis_jax/spiral/assets/` (conditional, MNIST digits on a 32 x 32
-canvas, 10 strokes; README "A trained agent"); `--agent` takes another file of
-`python -m thesis_jax.spiral.export`. Photographs are refused: the agent paints line drawings.
+canvas, 10 strokes; README "A trained agent"); `--agent=omniglot` the shipped Omniglot agent, for
+other characters (each agent's drawings framed as its training data were), and `--agent` any
+other file of `python -m thesis_jax.spiral.export`. Photographs are refused: the agents paint line
+drawings.
 Inputs are never replaced, outputs only with `--overwrite`.
 """
 
@@ -86,7 +88,9 @@ def run(argv: list[str]) -> None:
     for source, target_path in zip(inputs, outputs, strict=True):
         try:
             drawing = files.read_image(source, "L")
-            target = parse.fit_drawing(drawing, config.canvas_size)
+            target = parse.fit_drawing(
+                drawing, painter.canvas_size, box=painter.box, min_line=painter.min_line
+            )
         except (files.InputError, parse.DrawingError) as e:
             message = str(e) if isinstance(e, files.InputError) else f"{source}: {e}"
             if len(inputs) == 1:

@@ -73,3 +73,29 @@ def test_the_shipped_agent_paints_held_out_digits_a_reader_reads():
     assert metrics["l2"] == pytest.approx(agent.metrics["l2"], rel=0.05)
     assert metrics["critic_score"] == pytest.approx(agent.metrics["critic_score"], rel=0.1)
     assert metrics["readability"] >= 0.8
+
+
+def test_the_shipped_omniglot_agent_parses_characters_closer_than_the_digit_agent():
+    """`experiments.paint --agent=omniglot`: held-out characters drawn large, each framed as the
+    agent's training data (strokes.FRAMING), painted closer than the digit agent paints them."""
+    from PIL import Image
+
+    from thesis_jax.spiral import strokes
+
+    agent = export.load_agent("omniglot")
+    assert agent.config.preset == "omniglot_small_cpu" and agent.metrics["step"] == 8000
+    config = core.get_config("omniglot_small_cpu", PRESETS)
+    held_out = experiment.load_data(config).held_out[:6]
+    medians = {}
+    for name in ("omniglot", "mnist"):
+        painter = strokes.Painter(export.load_agent(name))
+        l2 = []
+        for target in held_out:
+            pixels = Image.fromarray((target[..., 0] * 255).astype(np.uint8))
+            drawing = np.asarray(pixels.resize((105, 105), Image.BILINEAR))
+            framed = strokes.fit_drawing(
+                drawing, painter.canvas_size, box=painter.box, min_line=painter.min_line
+            )
+            l2.append(painter(framed, samples=8)["l2"])
+        medians[name] = float(np.median(l2))
+    assert medians["omniglot"] < medians["mnist"], medians

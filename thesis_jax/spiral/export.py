@@ -33,7 +33,10 @@ from thesis_jax.core import parallel
 from thesis_jax.core.metrics import write_atomic
 
 ASSETS = os.path.join(os.path.dirname(__file__), "assets")
-SHIPPED = {"mnist": os.path.join(ASSETS, "spiral_mnist_cond_cpu_v2.npz")}
+SHIPPED = {
+    "mnist": os.path.join(ASSETS, "spiral_mnist_cond_cpu_v2.npz"),
+    "omniglot": os.path.join(ASSETS, "spiral_omniglot_small_cpu_v1.npz"),
+}
 """Agents that ship with the package, by name (README: "A trained agent" has the command)."""
 
 _CONFIG = "__config__"

@@ -40,6 +40,11 @@ PALETTE = (
 MNIST_BOX = 20 / 28
 """MNIST's digits fill a 20 x 20 box of the 28 x 28 canvas."""
 
+FRAMING = {"omniglot_small": (0.66, 0.06)}
+"""(box, thinnest line) of `fit_drawing` for an agent's training data, where not MNIST's
+(MNIST_BOX, 0.1): Omniglot's held-out characters fill a median 0.66 of the 32-pixel canvas
+(MNIST's 0.72) with lines a median 0.09 of their box wide (MNIST's 0.15)."""
+
 
 class Stroke(NamedTuple):
     """One painted stroke, coordinates in canvas fractions (x right, y down, [0, 1])."""
@@ -56,13 +61,15 @@ class DrawingError(UserError):
     """A picture the agent cannot parse; the message says why."""
 
 
-def fit_drawing(gray: np.ndarray, size: int, *, box: float = MNIST_BOX) -> np.ndarray:
+def fit_drawing(
+    gray: np.ndarray, size: int, *, box: float = MNIST_BOX, min_line: float = 0.1
+) -> np.ndarray:
     """A drawing as the agent's target: float32 (size, size, 1), dark ink on white.
 
     `gray`: (H, W) uint8 or float in [0, 1], dark lines on light paper (a light drawing on dark
     paper is turned over). The paper's level is read from the border, the ink is rescaled to
     0-1, and its bounding box is scaled into `box` of the canvas and centred by its mass. Lines
-    thinner than MNIST's (about 1/10 of the box) are thickened first. Raises `DrawingError` for
+    thinner than `min_line` of the box are thickened first. Raises `DrawingError` for
     a blank page or a photograph (less than 70% of it bare paper).
     """
     from scipy import ndimage
@@ -93,7 +100,7 @@ def fit_drawing(gray: np.ndarray, size: int, *, box: float = MNIST_BOX) -> np.nd
     side = max(ink.shape)
     scale = box * size / side  # output pixels per input pixel
     width = _line_width(ink > 0.5)
-    wanted = 0.1 * side  # MNIST: lines about 2-3 px in the 20 px box
+    wanted = min_line * side
     if width < wanted:
         grow = round((wanted - width) / 2)
         if grow:
@@ -285,6 +292,7 @@ class Painter:
             )
         self.config = config
         self.canvas_size = int(config.canvas_size)
+        self.box, self.min_line = FRAMING.get(config.dataset, (MNIST_BOX, 0.1))
         self._state = export.with_agent(train.init(jax.random.PRNGKey(0), config), agent)
 
     def __call__(self, target: np.ndarray, *, samples: int = 8, seed: int = 0) -> dict[str, Any]:
