@@ -75,7 +75,7 @@ def test_the_shipped_agent_paints_held_out_digits_a_reader_reads():
     assert metrics["readability"] >= 0.8
 
 
-def test_the_shipped_omniglot_agent_parses_characters_closer_than_the_digit_agent():
+def test_the_shipped_omniglot_agent_parses_characters_closer_than_the_digit_agent(shared_data):
     """`experiments.paint --agent=omniglot`: held-out characters drawn large, each framed as the
     agent's training data (strokes.FRAMING), painted closer than the digit agent paints them."""
     from PIL import Image
@@ -84,7 +84,9 @@ def test_the_shipped_omniglot_agent_parses_characters_closer_than_the_digit_agen
 
     agent = export.load_agent("omniglot")
     assert agent.config.preset == "omniglot_small_cpu" and agent.metrics["step"] == 8000
-    config = core.get_config("omniglot_small_cpu", PRESETS)
+    config = core.get_config(
+        "omniglot_small_cpu", PRESETS, {"data_dir": str(shared_data / "omniglot")}
+    )
     held_out = experiment.load_data(config).held_out[:6]
     medians = {}
     for name in ("omniglot", "mnist"):
