@@ -1,7 +1,8 @@
 """A painted episode as strokes: a user's drawing parsed by a SPIRAL agent (thesis fig. 6.6).
 
 `fit_drawing` turns a drawing (dark lines on light paper, any size) into a target the agent knows
-(MNIST's framing: the ink's box scaled into the middle 20/28 of the canvas, centred by its mass);
+(framed as its training data: for MNIST the ink's box scaled into the middle 20/28 of the canvas,
+centred by its mass; `FRAMING` for others);
 a `Painter` runs the agent on it and keeps the best of several episodes by l2; `episode_strokes`
 reads the episode's actions as strokes (each a quadratic Bezier of eq. 6.4.1 from the brush's
 position through a control point to an end point, with its brush radius and pressure; jumps
@@ -11,7 +12,7 @@ are not strokes). Written out, at any size:
   JaxPaint's dry brush at that pressure and radius (`stroke_look`);
 - `to_json`: the strokes in canvas fractions ([0, 1], x right, y down), with the episode's l2;
 - `render` / `render_frames`: the strokes painted by JaxPaint's stroke model at `size` pixels
-  (a PNG, or a GIF of the strokes one by one).
+  (a PNG, or a GIF of the strokes one by one); `write` picks one of the four by extension.
 
 Each stroke may get its own colour (`PALETTE`, as fig. 6.6 shows a parse); otherwise black ink.
 """
