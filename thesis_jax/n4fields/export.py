@@ -7,6 +7,14 @@ format is flax's msgpack of {"arch": JSON of the `Architecture`, "params": {"0":
 
     params, arch, pca = load_export("runs/n4fields/bsds/n4/export.msgpack")
     edges = predict_edges(params, image, dictionaries, arch=arch, scales=(0.5, 1.0, 2.0))
+
+An edge model (`save_edge_model` / `load_edge_model`) is the committee with its dictionaries,
+small enough to ship (a compressed .npz: int8 fully connected kernels, float16 elsewhere, a
+subsampled dictionary); `experiments.edges` runs one on the user's photos, by default the
+shipped `SHIPPED["bsds"]`, and `experiments.edges_package` makes one from a run:
+
+    model = load_edge_model("bsds")                  # or a file, or load_any_edge_model(run)
+    edges = model.photo_edges(uint8_photo, scales=(0.5, 1.0), stride=2)
 """
 
 from __future__ import annotations
