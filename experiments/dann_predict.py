@@ -76,7 +76,7 @@ def run(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments {argv[1:]}; every option is a flag")
     if not _WORKDIR.value:
         raise UserError("--workdir is required: the run of experiments.dann --config=folder")
-    inputs = _images(_INPUT.value)
+    inputs = files.expand_inputs(_INPUT.value, recursive=True)
     output = Path(_OUTPUT.value or os.path.join(_WORKDIR.value, "predictions.csv")).expanduser()
     # one CSV for every input: planned as one input's output (suffix, an existing file, its
     # folder made), then kept off all the inputs
@@ -104,7 +104,7 @@ def run(argv: list[str]) -> None:
     table = io.StringIO()
     writer = csv.writer(table)
     writer.writerow(["path", "class", "probability", *(f"p_{name}" for name in names)])
-    failed, counts = [], dict.fromkeys(names, 0)
+    skips, counts = files.Skips(len(inputs), "inputs could not be read"), dict.fromkeys(names, 0)
     bar = progress_bar(len(inputs), desc="classify", unit="image")
     for start in range(0, len(inputs), 256):
         chunk, images = [], []
@@ -113,8 +113,7 @@ def run(argv: list[str]) -> None:
                 images.append(folders.load_image(path, size))
                 chunk.append(path)
             except folders.FolderError as e:
-                failed.append(str(e))
-                absl_logging.warning("%s; skipped", e)
+                skips.skip(str(e))
         if images:
             batch = np.stack(images).astype(np.float32) / 255.0 - mean
             for path, p in zip(chunk, np.asarray(predict(params, batch)), strict=True):
@@ -127,21 +126,7 @@ def run(argv: list[str]) -> None:
     write_atomic(output, table.getvalue())
     summary = ", ".join(f"{name} {count}" for name, count in counts.items())
     absl_logging.info("%d images classified -> %s (%s)", sum(counts.values()), output, summary)
-    if failed:
-        raise UserError(f"{len(failed)} of {len(inputs)} inputs could not be read: {failed[0]}")
-
-
-def _images(spec: str | None) -> list[Path]:
-    """The image files `spec` names; a folder is searched with its subfolders."""
-    path = Path(spec).expanduser() if spec else None
-    if path is not None and path.is_dir():
-        from thesis_jax.data.folders import FolderError, images_in
-
-        found = images_in(path, recursive=True)
-        if not found:
-            raise FolderError(f"--input {spec}: no images in it")
-        return found
-    return files.expand_inputs(spec)
+    skips.finish()
 
 
 def main(argv: list[str]) -> None:

@@ -57,7 +57,7 @@ _STRETCH = flags.DEFINE_bool(
 )
 _OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace existing outputs (never the inputs).")
 
-OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+OUTPUT_SUFFIXES = tuple(s for s in files.IMAGE_SUFFIXES if s != ".gif")  # greys, not a palette
 
 
 def _scales(model) -> tuple[float, ...]:
@@ -104,17 +104,14 @@ def run(argv: list[str]) -> None:
         )
     scales, threshold = _scales(model), _threshold(model)
     stride = _STRIDE.value or int(model.meta.get("stride", 1))
-    failed = []
+    skips = files.Skips(len(inputs), "inputs could not be read")
     bar = progress_bar(len(inputs), desc="edges", unit="image")
     start = time.perf_counter()
     for source, target in zip(inputs, outputs, strict=True):
         try:
             image = files.read_image(source)
         except files.InputError as e:
-            if len(inputs) == 1:
-                raise
-            failed.append(str(e))
-            absl_logging.warning("%s; skipped", e)
+            skips.skip(str(e))
             bar.update(1)
             continue
         edges = model.photo_edges(image, scales=scales, stride=stride, max_side=_MAX_SIDE.value)
@@ -125,13 +122,12 @@ def run(argv: list[str]) -> None:
         files.write_image(target, pixels)
         bar.update(1)
     bar.close()
-    written = len(inputs) - len(failed)
+    written = len(inputs) - len(skips.messages)
     where = outputs[0] if len(outputs) == 1 else outputs[0].parent
     each = (time.perf_counter() - start) / max(written, 1)
     plural = "" if written == 1 else "s"
     absl_logging.info("%d edge map%s in %s (%.1f s each)", written, plural, where, each)
-    if failed:
-        raise UserError(f"{len(failed)} of {len(inputs)} inputs could not be read: {failed[0]}")
+    skips.finish()
 
 
 def main(argv: list[str]) -> None:

@@ -83,7 +83,7 @@ def run(argv: list[str]) -> None:
     painter = parse.Painter(agent)
     config = agent.config
     paint_config = renderers.paint_config(config)
-    failed = []
+    skips = files.Skips(len(inputs), "drawings were not parsed")
     bar = progress_bar(len(inputs), desc="paint", unit="drawing")
     for source, target_path in zip(inputs, outputs, strict=True):
         try:
@@ -92,11 +92,7 @@ def run(argv: list[str]) -> None:
                 drawing, painter.canvas_size, box=painter.box, min_line=painter.min_line
             )
         except (files.InputError, parse.DrawingError) as e:
-            message = str(e) if isinstance(e, files.InputError) else f"{source}: {e}"
-            if len(inputs) == 1:
-                raise UserError(message) from None
-            failed.append(message)
-            absl_logging.warning("%s; skipped", message)
+            skips.skip(str(e) if isinstance(e, files.InputError) else f"{source}: {e}")
             bar.update(1)
             continue
         result = painter(target, samples=_SAMPLES.value, seed=_SEED.value)
@@ -108,8 +104,7 @@ def run(argv: list[str]) -> None:
         )  # fmt: skip
         bar.update(1)
     bar.close()
-    if failed:
-        raise UserError(f"{len(failed)} of {len(inputs)} drawings were not parsed: {failed[0]}")
+    skips.finish()
 
 
 def main(argv: list[str]) -> None:

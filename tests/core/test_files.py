@@ -80,3 +80,14 @@ def test_read_image_names_a_file_that_is_not_one_and_write_image_is_whole(photos
     files.write_image(out, np.linspace(0, 1, 12).reshape(3, 4))
     assert np.asarray(Image.open(out)).tolist()[2][3] == 255
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_lone_bad_input_stops_at_once_and_several_are_counted_at_the_end():
+    with pytest.raises(InputError, match=r"^cannot read a\.png$"):
+        files.Skips(1, "inputs could not be read").skip("cannot read a.png")
+    skips = files.Skips(3, "inputs could not be read")
+    skips.skip("cannot read a.png")
+    skips.skip("cannot read b.png")
+    with pytest.raises(InputError, match=r"^2 of 3 inputs could not be read: cannot read a\.png$"):
+        skips.finish()
+    files.Skips(3, "inputs could not be read").finish()  # nothing skipped: nothing to say

@@ -27,20 +27,34 @@ class InputError(UserError):
     """A problem with the user's files; the message is shown as is."""
 
 
-def _wanted(path: Path, suffixes: Sequence[str]) -> bool:
-    return path.is_file() and path.suffix.lower() in suffixes and not path.name.startswith(".")
+def image_files(
+    folder: Path, *, recursive: bool = False, suffixes: Sequence[str] = IMAGE_SUFFIXES
+) -> list[Path]:
+    """The files of `folder` (with its subfolders if `recursive`) with one of `suffixes`,
+    sorted; hidden files and folders are skipped."""
+    listing = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(
+        p
+        for p in listing
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
 
 
-def expand_inputs(spec: str | None, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> list[Path]:
+def expand_inputs(
+    spec: str | None, suffixes: Sequence[str] = IMAGE_SUFFIXES, *, recursive: bool = False
+) -> list[Path]:
     """The files `spec` names: one file (any suffix; decoding says if it is not one), the files
-    of a folder with one of `suffixes` (not its subfolders), or a glob's matches, sorted."""
+    of a folder with one of `suffixes` (its subfolders' too if `recursive`), or a glob's
+    matches, sorted."""
     if not spec:
         raise InputError("--input is required: a file, a folder or a glob such as 'photos/*.jpg'")
     path = Path(spec).expanduser()
     if path.is_file():
         return [path]
     if path.is_dir():
-        found = sorted(p for p in path.iterdir() if _wanted(p, suffixes))
+        found = image_files(path, recursive=recursive, suffixes=suffixes)
         if not found:
             raise InputError(f"--input {spec}: no files ending in {', '.join(suffixes)} in it")
         return found
@@ -50,6 +64,28 @@ def expand_inputs(spec: str | None, suffixes: Sequence[str] = IMAGE_SUFFIXES) ->
             raise InputError(f"--input {spec}: the pattern matches no file")
         return found
     raise InputError(f"--input {spec}: no such file or folder")
+
+
+class Skips:
+    """The inputs a command could not use. With one input its problem stops the run at once;
+    with several each is logged and skipped, and `finish` (after the others are written) ends
+    the run with one line that counts them and names the first: "{n} of {total} {what}: ..."."""
+
+    def __init__(self, total: int, what: str) -> None:
+        self.total, self.what, self.messages = total, what, []
+
+    def skip(self, message: str) -> None:
+        if self.total == 1:
+            raise InputError(message)
+        from absl import logging as absl_logging
+
+        self.messages.append(message)
+        absl_logging.warning("%s; skipped", message)
+
+    def finish(self) -> None:
+        if self.messages:
+            count = len(self.messages)
+            raise InputError(f"{count} of {self.total} {self.what}: {self.messages[0]}")
 
 
 def plan_outputs(

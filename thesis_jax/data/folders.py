@@ -17,22 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from thesis_jax.core.errors import UserError
-from thesis_jax.core.files import IMAGE_SUFFIXES
+from thesis_jax.core.files import IMAGE_SUFFIXES, image_files
 
 
 class FolderError(UserError):
     """A folder of images that cannot be used as asked; the message says which and why."""
-
-
-def images_in(folder: Path, recursive: bool) -> list[Path]:
-    pattern = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(
-        p
-        for p in pattern
-        if p.is_file()
-        and p.suffix.lower() in IMAGE_SUFFIXES
-        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
 
 
 def _folder(path: str | Path, what: str) -> Path:
@@ -79,7 +68,7 @@ def class_folders(path: str | Path, what: str, min_classes: int = 2) -> dict[str
     """{class name: its images} of a folder with one subfolder per class, classes sorted."""
     folder = _folder(path, what)
     classes = {
-        sub.name: images_in(sub, recursive=True)
+        sub.name: image_files(sub, recursive=True)
         for sub in sorted(folder.iterdir())
         if sub.is_dir() and not sub.name.startswith(".")
     }
@@ -117,7 +106,7 @@ def load_labelled_folder(
 def load_image_folder(path: str | Path, size: int, *, what: str = "folder") -> np.ndarray:
     """uint8 (N, size, size, 3) of every image under a folder, subfolders included."""
     folder = _folder(path, what)
-    paths = images_in(folder, recursive=True)
+    paths = image_files(folder, recursive=True)
     if not paths:
         raise FolderError(f"{what} {folder}: no images ({', '.join(IMAGE_SUFFIXES)}) in it")
     return load_images(paths, size, f"read {what}")
