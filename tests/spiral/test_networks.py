@@ -200,10 +200,11 @@ def test_log_prob_and_entropy_match_teacher_forcing_and_numpy(policy):
         log_p -= np.log(np.exp(log_p).sum(-1, keepdims=True))
         log_prob += log_p[np.arange(BATCH), actions[:, i]]
         entropy -= (np.exp(log_p) * log_p).sum(-1)
-    # float32 log-softmaxes of logits in the tens, against float64: last digits differ (and
-    # differ again with XLA's optimisation level), hence the absolute tolerance.
-    np.testing.assert_allclose(sampled.log_prob, log_prob, rtol=1e-5, atol=1e-4)
-    np.testing.assert_allclose(sampled.entropy, entropy, rtol=1e-5, atol=1e-4)
+    # float32 log-softmaxes of logits in the tens, against float64 from logits that another
+    # compiled program computed: last digits differ, by more on CPUs whose vector units give
+    # XLA other kernels (2.4e-4 seen on an AVX-512 machine), hence the absolute tolerance.
+    np.testing.assert_allclose(sampled.log_prob, log_prob, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(sampled.entropy, entropy, rtol=1e-5, atol=1e-3)
     assert np.all(entropy > 0) and np.all(entropy < sum(math.log(n) for n in PAINT.values()))
 
 
