@@ -82,13 +82,14 @@ def test_strided_conv_custom_vjp_passes_numerical_gradient_checks():
         )
 
 
+@pytest.mark.parametrize("chunk", [0, 2])
 @pytest.mark.parametrize("padding", ["VALID", "SAME", ((1, 2), (0, 3))])
-def test_small_output_conv_custom_vjp_passes_numerical_gradient_checks(padding):
+def test_small_output_conv_custom_vjp_passes_numerical_gradient_checks(padding, chunk):
     with jax.enable_x64():
-        x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3), jnp.float64)
+        x = jax.random.normal(jax.random.PRNGKey(0), (3, 7, 6, 3), jnp.float64)
         kernel = jax.random.normal(jax.random.PRNGKey(1), (5, 4, 3, 2), jnp.float64)
         check_grads(
-            lambda x, k: layers.small_output_conv(x, k, padding),
+            lambda x, k: layers.small_output_conv(x, k, padding, chunk),
             (x, kernel),
             order=1,
             modes=["rev"],
@@ -96,6 +97,30 @@ def test_small_output_conv_custom_vjp_passes_numerical_gradient_checks(padding):
         np.testing.assert_allclose(
             layers.small_output_conv(x, kernel, padding), layers.conv(x, kernel, padding)
         )
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_chunked_conv_custom_vjp_passes_numerical_gradient_checks(padding):
+    with jax.enable_x64():
+        x = jax.random.normal(jax.random.PRNGKey(0), (5, 7, 6, 3), jnp.float64)
+        kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 3, 2), jnp.float64)
+        check_grads(
+            lambda x, k: layers.chunked_conv(x, k, padding, 2),  # slices of 2, 2 and 1 images
+            (x, kernel),
+            order=1,
+            modes=["rev"],
+        )
+
+
+@pytest.mark.parametrize("batch, chunk", [(128, 8), (37, 8), (300, 8), (4, 8)])
+def test_kernel_gradient_over_batch_slices_equals_the_whole_batchs(batch, chunk):
+    x = jax.random.normal(jax.random.PRNGKey(0), (batch, 9, 8, 3))
+    grad = jax.random.normal(jax.random.PRNGKey(1), (batch, 5, 4, 4))
+    whole = layers.kernel_gradient(x, grad, (5, 5, 3, 4), "VALID")
+    _, vjp = jax.vjp(lambda k: layers.conv(x, k, "VALID"), jnp.zeros((5, 5, 3, 4)))
+    np.testing.assert_allclose(whole, vjp(grad)[0], rtol=1e-5, atol=1e-4)
+    sliced = jax.jit(lambda x, g: layers.kernel_gradient(x, g, (5, 5, 3, 4), "VALID", chunk))
+    np.testing.assert_allclose(sliced(x, grad), whole, rtol=1e-4, atol=1e-3)
 
 
 def test_space_to_depth_round_trips_and_bad_padding_is_refused():

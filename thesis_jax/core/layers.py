@@ -13,11 +13,16 @@ forward pass. Both layers have exact stride-1 forms:
   input, one per output phase with that phase's taps of the kernel, interleaved depth-to-space
   (sub-pixel convolution, Shi et al. 2016).
 
+Two stride-1 gradients get the same treatment: the input gradient of a convolution whose output
+is smaller than its kernel (`small_output_conv`), and, on request, kernel gradients summed over
+slices of the batch that stay in the caches (`kernel_gradient`, `chunked_conv`; `Conv`'s
+`kernel_gradient_chunk`).
+
 `Conv` and `ConvTranspose` take the arguments the project uses of their Flax namesakes
 (`features`, `kernel_size`, `strides`, `padding` "SAME" for both, also "VALID" for `Conv`,
 `kernel_init`) and hold the same parameters, "kernel" [kh, kw, in, out] and "bias" [out], so
 parameter trees and checkpoints do not change; the outputs equal Flax's up to float rounding
-(tests/core/test_layers.py). Stride-1 convolutions pass straight to `lax`.
+(tests/core/test_layers.py). Other stride-1 convolutions pass straight to `lax`.
 """
 
 from __future__ import annotations
@@ -56,8 +61,40 @@ def _explicit_padding(
     return tuple(padding[0]), tuple(padding[1])
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def small_output_conv(x: jax.Array, kernel: jax.Array, padding: Any = "VALID") -> jax.Array:
+def kernel_gradient(
+    x: jax.Array, grad: jax.Array, kernel_shape: Sequence[int], padding: Any, chunk: int = 0
+) -> jax.Array:
+    """The kernel gradient of `conv(x, kernel, padding)` for the output gradient `grad`.
+
+    chunk > 0: on a CPU, summed over batch slices of at most `chunk` images, each XLA's own
+    kernel gradient. XLA:CPU computes a kernel gradient as one convolution whose window is the
+    whole output and whose contracted channels are the batch; past some size its operands fall
+    out of the caches and it slows several-fold. In DANN's networks (fig. 5.3, batch 128),
+    slices of 8 images: GTSRB's 5x5 convolution of the 40x40x3 image 132 -> 42 ms, its 3x3 one
+    of 18x18x96 168 -> 68 ms, SVHN's first 37 -> 19 ms. The slices are unrolled (inside a
+    `lax.scan` XLA:CPU runs them many times slower); other platforms take the whole batch.
+    """
+    kernel = jax.ShapeDtypeStruct(tuple(kernel_shape), x.dtype)
+
+    def whole(x, grad):
+        return jax.linear_transpose(lambda k: conv(x, k, padding), kernel)(grad)[0]
+
+    batch = x.shape[0]
+    if chunk <= 0 or batch <= chunk:
+        return whole(x, grad)
+    slices = min(16, -(-batch // chunk))  # at most 16 unrolled slices
+    size = -(-batch // slices)
+
+    def sliced(x, grad):
+        return sum(whole(x[i : i + size], grad[i : i + size]) for i in range(0, batch, size))
+
+    return jax.lax.platform_dependent(x, grad, cpu=sliced, default=whole)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def small_output_conv(
+    x: jax.Array, kernel: jax.Array, padding: Any = "VALID", chunk: int = 0
+) -> jax.Array:
     """`conv` whose input gradient is a matmul and k*k shifted adds (col2im).
 
     XLA:CPU computes a convolution's input gradient as a convolution of the output gradient,
@@ -67,18 +104,17 @@ def small_output_conv(x: jax.Array, kernel: jax.Array, padding: Any = "VALID") -
     of 8x8x144 to 4x4x256 took 1.2-1.7 s for its input gradient at batch 128 against 20 ms for
     its forward pass. Here the gradient of each of the k*k shifted input windows is the output
     gradient times that tap of the kernel (one matmul for all taps), added back at its shift:
-    about 60 ms. Forward pass and kernel gradient are XLA's own.
+    about 60 ms. Forward pass and kernel gradient are XLA's own (`kernel_gradient(..., chunk)`).
     """
     return conv(x, kernel, padding)
 
 
-def _small_output_conv_fwd(x, kernel, padding):
+def _small_output_conv_fwd(x, kernel, padding, chunk):
     return conv(x, kernel, padding), (x, kernel)
 
 
-def _small_output_conv_bwd(padding, residuals, grad):
+def _small_output_conv_bwd(padding, chunk, residuals, grad):
     x, kernel = residuals
-    _, kernel_vjp = jax.vjp(lambda k: conv(x, k, padding), kernel)
     kh, kw = kernel.shape[:2]
     (top, _), (left, _) = _explicit_padding(padding, x.shape[1:3], (kh, kw))
     ho, wo = grad.shape[1:3]
@@ -90,10 +126,32 @@ def _small_output_conv_bwd(padding, residuals, grad):
         for j in range(kw)
     )
     dx = padded[:, top : top + x.shape[1], left : left + x.shape[2]]
-    return dx.astype(x.dtype), kernel_vjp(grad)[0]
+    grad_kernel = kernel_gradient(x, grad, kernel.shape, padding, chunk)
+    return dx.astype(x.dtype), grad_kernel.astype(kernel.dtype)
 
 
 small_output_conv.defvjp(_small_output_conv_fwd, _small_output_conv_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def chunked_conv(
+    x: jax.Array, kernel: jax.Array, padding: Any = "VALID", chunk: int = 8
+) -> jax.Array:
+    """`conv` whose kernel gradient is `kernel_gradient(..., chunk)`: summed over batch slices."""
+    return conv(x, kernel, padding)
+
+
+def _chunked_conv_fwd(x, kernel, padding, chunk):
+    return conv(x, kernel, padding), (x, kernel)
+
+
+def _chunked_conv_bwd(padding, chunk, residuals, grad):
+    x, kernel = residuals
+    (grad_x,) = jax.linear_transpose(lambda x: conv(x, kernel, padding), x)(grad)
+    return grad_x, kernel_gradient(x, grad, kernel.shape, padding, chunk).astype(kernel.dtype)
+
+
+chunked_conv.defvjp(_chunked_conv_fwd, _chunked_conv_bwd)
 
 
 def space_to_depth(x: jax.Array, block: tuple[int, int]) -> jax.Array:
@@ -262,6 +320,8 @@ class Conv(_Convolution):
     input gradient as a matmul (`small_output_conv`)."""
 
     padding: str = "SAME"
+    # stride 1, > 0: the kernel gradient summed over batch slices of this size (`chunked_conv`)
+    kernel_gradient_chunk: int = 0
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -273,7 +333,10 @@ class Conv(_Convolution):
             height = x.shape[1] + top + bottom - kh + 1
             width = x.shape[2] + left + right - kw + 1
             if height * width < kh * kw:
-                return small_output_conv(x, kernel, self.padding) + bias
+                chunk = self.kernel_gradient_chunk
+                return small_output_conv(x, kernel, self.padding, chunk) + bias
+            if self.kernel_gradient_chunk:
+                return chunked_conv(x, kernel, self.padding, self.kernel_gradient_chunk) + bias
             return conv(x, kernel, self.padding) + bias
         return strided_conv(x, kernel, strides, self.padding) + bias
 
