@@ -90,10 +90,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[
     dann.check_methods(config)
     if config.num_seeds < 1:
         raise core.ConfigError(f"num_seeds must be at least 1, got {config.num_seeds}")
-    core.presets.claim_workdir(config, workdir)
     pair = dann.load_domain_pair(config)
     if pair.class_names:  # the folder pair: the classes are the source's subfolders
         config.num_classes = len(pair.class_names)
+    core.presets.claim_workdir(config, workdir)  # config.json with the folders' class count
+    if pair.class_names:
         classes = {"classes": list(pair.class_names), "mean": pair.mean.tolist()}
         core.write_atomic(os.path.join(workdir, "classes.json"), json.dumps(classes, indent=1))
     exp = Experiment.create(config, pair)

@@ -57,6 +57,7 @@ def test_folders_train_and_a_folder_is_classified_as_the_report_scored_it(tmp_pa
     assert set(results) == {"source_only", "dann"}
     assert 0 <= results["dann"]["target_accuracy"] <= 1
     assert json.loads((workdir / "classes.json").read_text())["classes"] == ["one", "two", "zero"]
+    assert json.loads((workdir / "config.json").read_text())["num_classes"] == 3
     assert "| DANN | 0." in (workdir / "results.md").read_text()
 
     predictions = tmp_path / "predictions.csv"
