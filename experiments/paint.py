@@ -18,7 +18,7 @@ Each stroke gets its own colour, as fig. 6.6 shows a parse (`--nocolors`: black 
 agent is the one shipped in `thesis_jax/spiral/assets/` (conditional, MNIST digits on a 32 x 32
 canvas, 10 strokes; README "A trained agent"); `--agent=omniglot` the shipped Omniglot agent, for
 other characters (each agent's drawings framed as its training data were), and `--agent` any
-other file of `python -m thesis_jax.spiral.export`. Photographs are refused: the agents paint line
+other file of `python -m experiments.spiral_export`. Photographs are refused: the agents paint line
 drawings.
 Inputs are never replaced, outputs only with `--overwrite`.
 """

@@ -6,7 +6,12 @@ import os
 import pytest
 from PIL import Image
 
-from tests.experiments.binaries import one_device_env, picture, run_module
+from tests.experiments.binaries import (
+    assert_one_line_error,
+    one_device_env,
+    picture,
+    run_module,
+)
 from thesis_jax.spiral import export
 
 TINY = [
@@ -99,10 +104,25 @@ def test_spiral_binary_resumes_and_continues_with_more_steps(tmp_path):
     assert json.loads((workdir / "results.json").read_text())["step"] == 4
     # The run's checkpoint as a one-file agent, with the held-out metrics of its float16 weights.
     agent_path = str(tmp_path / "agent.npz")
-    metrics = export.export_run(str(workdir), agent_path)
+    exported = run_module(
+        "experiments.spiral_export", f"--workdir={workdir}", f"--output={agent_path}", timeout=600
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    metrics = json.loads(exported.stdout.strip().splitlines()[-1].split(": ", 1)[1])
     assert metrics["step"] == 4 and 0 <= metrics["readability"] <= 1 and metrics["l2"] > 0
     agent = export.load_agent(agent_path)
     assert agent.metrics == metrics and agent.config.canvas_size == 16
+
+
+def test_exporting_a_folder_that_is_no_run_is_one_line(tmp_path):
+    result = run_module(
+        "experiments.spiral_export",
+        f"--workdir={tmp_path}",
+        f"--output={tmp_path / 'a.npz'}",
+        timeout=300,
+    )
+    assert_one_line_error(result, f"error: {tmp_path} is not a run of experiments.spiral")
+    assert not (tmp_path / "a.npz").exists()
 
 
 def test_spiral_binary_fails_clearly_on_bad_settings(tmp_path):

@@ -13,7 +13,7 @@ The binary takes one with `--config.agent=<path or name>`: training starts from 
 `--config.num_steps=0` only evaluates it and paints samples. A run's latest checkpoint becomes an
 agent file, with the held-out metrics of its float16 weights, by
 
-    python -m thesis_jax.spiral.export --workdir=runs/spiral_mnist --output=agent.npz
+    python -m experiments.spiral_export --workdir=runs/spiral_mnist --output=agent.npz
 """
 
 from __future__ import annotations
@@ -144,7 +144,10 @@ def export_run(workdir: str, output: str) -> dict[str, float]:
     from thesis_jax import core
     from thesis_jax.spiral import actors, experiment
 
-    with open(os.path.join(workdir, "config.json")) as f:
+    path = os.path.join(workdir, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{workdir} is not a run of experiments.spiral (no config.json)")
+    with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
     template = experiment.init_state(config)
     state = core.Checkpointer(os.path.join(workdir, "checkpoints"), save_every=1).restore(template)
@@ -161,18 +164,3 @@ def export_run(workdir: str, output: str) -> dict[str, float]:
         painters.close()
     save_agent(output, state, config, metrics)
     return metrics
-
-
-def main(argv: list[str]) -> None:
-    del argv
-    metrics = export_run(_WORKDIR.value, _OUTPUT.value)
-    size = os.path.getsize(_OUTPUT.value) / 1e3
-    print(f"{_OUTPUT.value} ({size:.0f} KB): {json.dumps(metrics)}")
-
-
-if __name__ == "__main__":
-    from absl import app, flags
-
-    _WORKDIR = flags.DEFINE_string("workdir", None, "a run of experiments.spiral", required=True)
-    _OUTPUT = flags.DEFINE_string("output", SHIPPED["mnist"], "where the float16 agent goes")
-    app.run(main)
