@@ -76,6 +76,33 @@ def test_shapes_preset_trains_every_model_and_writes_the_table_3i_report(tmp_pat
     with np.load(workdir / "n4" / "predictions.npz") as saved:
         np.testing.assert_allclose(edges, saved["map00000"].astype(np.float32), atol=2e-3)
 
+    # The run packaged for `experiments.edges` (never over the shipped file: --output), scored
+    # beside the full model on one image.
+    packaged_path = tmp_path / "edges.npz"
+    packaged = run_module(
+        "experiments.edges_package",
+        f"--run={workdir / 'n4'}",
+        f"--output={packaged_path}",
+        "--size=500",
+        "--eval_images=1",
+        "--scales=1.0",
+        timeout=600,
+    )
+    assert packaged.returncode == 0, packaged.stderr[-3000:]
+    package = load_any_edge_model(str(packaged_path))
+    assert len(package.dictionaries[0]) == 500
+    for name in ("packaged", "full"):
+        assert 0 <= package.meta["scores"][name]["ods"] <= 1
+    missing = run_module(
+        "experiments.edges_package",
+        f"--run={tmp_path / 'nothing'}",
+        f"--output={tmp_path / 'nothing.npz'}",
+        timeout=300,
+    )
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("error:")
+    assert not (tmp_path / "nothing.npz").exists()
+
     # The same command again: every model is finished, so nothing trains and the table holds.
     again = run_module("experiments.n4fields", f"--workdir={workdir}", *TINY, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
