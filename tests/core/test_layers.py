@@ -119,7 +119,8 @@ def test_kernel_gradient_over_batch_slices_equals_the_whole_batchs(batch, chunk)
     whole = layers.kernel_gradient(x, grad, (5, 5, 3, 4), "VALID")
     _, vjp = jax.vjp(lambda k: layers.conv(x, k, "VALID"), jnp.zeros((5, 5, 3, 4)))
     np.testing.assert_allclose(whole, vjp(grad)[0], rtol=1e-5, atol=1e-4)
-    sliced = jax.jit(lambda x, g: layers.kernel_gradient(x, g, (5, 5, 3, 4), "VALID", chunk))
+    # What one CPU device runs (the tests' 8 simulated devices take the whole batch).
+    sliced = jax.jit(lambda x, g: layers.sliced_kernel_gradient(x, g, (5, 5, 3, 4), "VALID", chunk))
     np.testing.assert_allclose(sliced(x, grad), whole, rtol=1e-4, atol=1e-3)
 
 

@@ -67,28 +67,47 @@ def kernel_gradient(
     """The kernel gradient of `conv(x, kernel, padding)` for the output gradient `grad`.
 
     chunk > 0: on a CPU, summed over batch slices of at most `chunk` images, each XLA's own
-    kernel gradient. XLA:CPU computes a kernel gradient as one convolution whose window is the
-    whole output and whose contracted channels are the batch; past some size its operands fall
-    out of the caches and it slows several-fold. In DANN's networks (fig. 5.3, batch 128),
-    slices of 8 images: GTSRB's 5x5 convolution of the 40x40x3 image 132 -> 42 ms, its 3x3 one
-    of 18x18x96 168 -> 68 ms, SVHN's first 37 -> 19 ms. The slices are unrolled (inside a
-    `lax.scan` XLA:CPU runs them many times slower); other platforms take the whole batch.
+    kernel gradient (`sliced_kernel_gradient`). XLA:CPU computes a kernel gradient as one
+    convolution whose window is the whole output and whose contracted channels are the batch;
+    past some size its operands fall out of the caches and it slows several-fold. In DANN's
+    networks (fig. 5.3, batch 128), slices of 8 images: GTSRB's 5x5 convolution of the 40x40x3
+    image 132 -> 42 ms, its 3x3 one of 18x18x96 168 -> 68 ms, SVHN's first 37 -> 19 ms. Other
+    platforms, and processes with several devices (each already holds a slice of a sharded
+    batch; slicing again cost GTSRB's step a quarter of its speed on 4 simulated CPU devices),
+    take the whole batch.
     """
+    if chunk <= 0 or x.shape[0] <= chunk or jax.device_count() > 1:
+        return _whole_kernel_gradient(x, grad, kernel_shape, padding)
+    return jax.lax.platform_dependent(
+        x,
+        grad,
+        cpu=functools.partial(
+            sliced_kernel_gradient, kernel_shape=kernel_shape, padding=padding, chunk=chunk
+        ),
+        default=functools.partial(
+            _whole_kernel_gradient, kernel_shape=kernel_shape, padding=padding
+        ),
+    )
+
+
+def _whole_kernel_gradient(
+    x: jax.Array, grad: jax.Array, kernel_shape: Sequence[int], padding: Any
+) -> jax.Array:
     kernel = jax.ShapeDtypeStruct(tuple(kernel_shape), x.dtype)
+    return jax.linear_transpose(lambda k: conv(x, k, padding), kernel)(grad)[0]
 
-    def whole(x, grad):
-        return jax.linear_transpose(lambda k: conv(x, k, padding), kernel)(grad)[0]
 
+def sliced_kernel_gradient(
+    x: jax.Array, grad: jax.Array, kernel_shape: Sequence[int], padding: Any, chunk: int
+) -> jax.Array:
+    """XLA's kernel gradient summed over consecutive batch slices of at most `chunk` images (at
+    most 16 slices, unrolled: inside a `lax.scan` XLA:CPU runs them many times slower)."""
     batch = x.shape[0]
-    if chunk <= 0 or batch <= chunk:
-        return whole(x, grad)
-    slices = min(16, -(-batch // chunk))  # at most 16 unrolled slices
-    size = -(-batch // slices)
-
-    def sliced(x, grad):
-        return sum(whole(x[i : i + size], grad[i : i + size]) for i in range(0, batch, size))
-
-    return jax.lax.platform_dependent(x, grad, cpu=sliced, default=whole)
+    size = -(-batch // min(16, -(-batch // chunk)))
+    return sum(
+        _whole_kernel_gradient(x[i : i + size], grad[i : i + size], kernel_shape, padding)
+        for i in range(0, batch, size)
+    )
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
