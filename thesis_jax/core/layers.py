@@ -345,17 +345,16 @@ class Conv(_Convolution):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel, bias = self.kernel_and_bias(x.shape[-1])
-        strides = tuple(self.strides)
+        strides, chunk = tuple(self.strides), self.kernel_gradient_chunk
         if strides == (1, 1):
             kh, kw = self.kernel_size
             (top, bottom), (left, right) = _explicit_padding(self.padding, x.shape[1:3], (kh, kw))
             height = x.shape[1] + top + bottom - kh + 1
             width = x.shape[2] + left + right - kw + 1
             if height * width < kh * kw:
-                chunk = self.kernel_gradient_chunk
                 return small_output_conv(x, kernel, self.padding, chunk) + bias
-            if self.kernel_gradient_chunk:
-                return chunked_conv(x, kernel, self.padding, self.kernel_gradient_chunk) + bias
+            if chunk:
+                return chunked_conv(x, kernel, self.padding, chunk) + bias
             return conv(x, kernel, self.padding) + bias
         return strided_conv(x, kernel, strides, self.padding) + bias
 
