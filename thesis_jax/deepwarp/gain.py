@@ -1,0 +1,255 @@
+"""How far a gaze redirection moves the iris, against how far a real eye's iris moves.
+
+Asked to turn the gaze up by theta degrees, a model should move the iris as far as a real
+eyeball rotated by theta would. In a frontal photo the iris centre sits at about the eyeball's
+radius r from the centre of rotation, so rotating the eye from pitch p to p + theta moves it
+r (sin(p + theta) - sin p) across the image; divided by the eye's opening width W (the
+distance between its corners) this is a fraction of the eye's width that does not depend on
+the photo's resolution. `REAL_EYE` is the geometry used here: r = 12 mm (the adult eyeball's
+radius, axial length about 24 mm) and W = 30 mm (the palpebral fissure's width), so 15 degrees
+is 0.104 eye widths and 25 degrees 0.169.
+
+`iris_shift` measures the shift between two images of one eye, with nothing but the pixels and
+the first image's landmarks: both images are resampled in the eye's own frame (the corner line
+horizontal, 128 samples per eye width), a disc around the first image's iris centre (most of
+the iris, few lid pixels) is the template, and the best normalised cross-correlation over shifts
+in the second image, refined to a fraction of a sample by a parabola, is the shift. Its error
+on the renderer's eyes, whose true iris positions are known, is checked in the tests (a few
+thousandths of an eye width).
+
+`redirection_gain` runs a `GazeRedirector` on eyes in images (real photos with MediaPipe's
+landmarks, or the renderer's eyes with their own) at several angles and returns the iris
+shifts in eye widths; the gain is the shift divided by `REAL_EYE.shift(angle)`.
+`benchmarks/gaze_gain.py` reports it for real photos and for the renderer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+from scipy import ndimage
+
+SAMPLES_PER_WIDTH = 128
+"""Resolution of the eye frame in which shifts are measured (samples per eye width)."""
+TEMPLATE_RADIUS = 0.14
+"""Radius of the template disc around the iris centre, in eye widths (an iris is about 0.2)."""
+SEARCH = (0.1, 0.25)
+"""Largest horizontal and vertical shift searched, in eye widths."""
+GLINT_QUANTILE = 0.8
+"""Values of the template brighter than this quantile (glints, sclera) are clipped to it."""
+MIN_SCORE = 0.8
+"""Matches below this correlation (an iris mostly under the lids, no texture) are not counted."""
+
+
+@dataclasses.dataclass(frozen=True)
+class EyeGeometry:
+    """A frontal eye: the iris centre's distance from the centre of rotation, and the opening.
+
+    Attributes:
+      rotation_radius_mm: distance of the iris centre from the eye's centre of rotation.
+      eye_width_mm: distance between the eye's corners.
+    """
+
+    rotation_radius_mm: float = 12.0
+    eye_width_mm: float = 30.0
+
+    def shift(self, angle: float | np.ndarray, start: float | np.ndarray = 0.0) -> np.ndarray:
+        """Iris shift (eye widths, positive up) when the pitch goes from `start` to `start +
+        angle` degrees."""
+        start = np.radians(np.asarray(start, np.float64))
+        end = start + np.radians(np.asarray(angle, np.float64))
+        return self.rotation_radius_mm / self.eye_width_mm * (np.sin(end) - np.sin(start))
+
+
+REAL_EYE = EyeGeometry()
+"""An adult eye: 12 mm from the centre of rotation to the iris, 30 mm between the corners."""
+
+
+def eye_frame(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Origin (the corners' midpoint), unit axes along the corner line and towards image-up,
+    and the eye width W in image pixels, for one eye's 7 landmarks (`LANDMARK_NAMES` order)."""
+    points = np.asarray(landmarks, np.float64)
+    if points.shape != (7, 2) or not np.all(np.isfinite(points)):
+        raise ValueError(f"landmarks must be 7 finite (x, y) points, got shape {points.shape}")
+    outer, inner = points[0], points[3]
+    width = float(np.linalg.norm(outer - inner))
+    if width < 4:
+        raise ValueError(f"the eye is {width:.1f} pixels wide; shifts need at least 4")
+    along = (outer - inner) / width
+    if along[0] < 0:
+        along = -along  # left to right on screen, whichever eye
+    up = np.array([along[1], -along[0]])  # image y grows downwards
+    return 0.5 * (outer + inner), along, up, width
+
+
+def _luma(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float64)
+    if image.ndim == 3:
+        image = image[..., :3] @ np.array([0.299, 0.587, 0.114])
+    if image.ndim != 2:
+        raise ValueError(f"images must be (H, W) or (H, W, 3), got {image.shape}")
+    return image
+
+
+def _sample(
+    image: np.ndarray, origin, along, up, width, us: np.ndarray, vs: np.ndarray
+) -> np.ndarray:
+    """The image at eye-frame points (u along, v up; eye widths), bilinear."""
+    u, v = np.meshgrid(us, vs)
+    x = origin[0] + width * (u * along[0] + v * up[0])
+    y = origin[1] + width * (u * along[1] + v * up[1])
+    return ndimage.map_coordinates(image, [y, x], order=1, mode="nearest")
+
+
+def _peak(scores: np.ndarray, index: int) -> float:
+    """Sub-sample position of a maximum by a parabola through it and its neighbours."""
+    if index == 0 or index == len(scores) - 1:
+        return float(index)
+    left, mid, right = scores[index - 1], scores[index], scores[index + 1]
+    curve = left - 2 * mid + right
+    return float(index) if curve >= 0 else index + 0.5 * (left - right) / curve
+
+
+class IrisShift(NamedTuple):
+    """An iris's shift in eye widths: along the corner line (towards larger x) and perpendicular
+    to it (positive = up on screen), and the match's normalised cross-correlation (1 = exact)."""
+
+    along: float
+    up: float
+    score: float
+
+
+def iris_shift(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray) -> IrisShift:
+    """How far the iris moved from `before` to `after`, in eye widths.
+
+    Args:
+      before, after: (H, W, 3) or (H, W) images of the same eye (any scale of values).
+      landmarks: (7, 2) the eye's landmarks in `before` (image pixels, `LANDMARK_NAMES` order;
+        the iris centre last).
+
+    Returns:
+      IrisShift; on the renderer's eyes, shifts whose score is at least `MIN_SCORE` are within
+      0.03 eye widths of the truth (median error 0.0014; tests/deepwarp/test_gain.py).
+    """
+    origin, along, up, width = eye_frame(landmarks)
+    before, after = _luma(before), _luma(after)
+    step = 1.0 / SAMPLES_PER_WIDTH
+    iris = np.asarray(landmarks, np.float64)[6] - origin
+    centre = np.array([iris @ along, iris @ up]) / width
+    reach = round(TEMPLATE_RADIUS / step)
+    offsets = np.arange(-reach, reach + 1) * step
+    disc = np.hypot(*np.meshgrid(offsets, offsets)) <= TEMPLATE_RADIUS
+    template = _sample(before, origin, along, up, width, centre[0] + offsets, centre[1] + offsets)
+    # Corneal glints stay where the light puts them while the iris moves: clip them away.
+    ceiling = np.quantile(template[disc], GLINT_QUANTILE)
+    template = np.minimum(template, ceiling)
+    t = template[disc] - template[disc].mean()
+    norm_t = np.linalg.norm(t)
+    if norm_t < 1e-9:
+        raise ValueError("the iris region of `before` is flat: no texture to follow")
+    search_u, search_v = (round(s / step) for s in SEARCH)
+    big_u = centre[0] + np.arange(-reach - search_u, reach + search_u + 1) * step
+    big_v = centre[1] + np.arange(-reach - search_v, reach + search_v + 1) * step
+    window = np.minimum(_sample(after, origin, along, up, width, big_u, big_v), ceiling)
+    patches = np.lib.stride_tricks.sliding_window_view(window, disc.shape)[..., disc]
+    patches = patches - patches.mean(axis=-1, keepdims=True)
+    scores = patches @ t / (np.linalg.norm(patches, axis=-1) * norm_t + 1e-12)
+    row, col = np.unravel_index(np.argmax(scores), scores.shape)
+    dv = _peak(scores[:, col], row) - search_v
+    du = _peak(scores[row, :], col) - search_u
+    return IrisShift(du * step, dv * step, float(scores[row, col]))
+
+
+@dataclasses.dataclass(frozen=True)
+class GainResult:
+    """Iris shifts of E eyes redirected by each of A angles.
+
+    Attributes:
+      angles: (A,) degrees asked (positive = up).
+      shifts: (A, E) measured vertical iris shift, eye widths (positive = up); NaN where the
+        match scored below `MIN_SCORE`.
+      widths: (E,) eye widths in image pixels.
+    """
+
+    angles: np.ndarray
+    shifts: np.ndarray
+    widths: np.ndarray
+
+    def gains(self, geometry: EyeGeometry = REAL_EYE) -> np.ndarray:
+        """(A, E) shift / the geometric shift of a real eye turned from straight ahead."""
+        return self.shifts / geometry.shift(self.angles)[:, None]
+
+
+def redirection_gain(
+    redirector,
+    images: Sequence[np.ndarray],
+    landmarks: Sequence[np.ndarray],
+    mirrored: Sequence[np.ndarray],
+    angles: Sequence[float],
+) -> GainResult:
+    """Redirects every eye of every image by each angle and measures its iris shift.
+
+    Args:
+      redirector: a `thesis_jax.deepwarp.gaze.GazeRedirector`.
+      images: RGB images (uint8 or float in [0, 1]).
+      landmarks: per image, (E_i, 7, 2) eye landmarks (image pixels).
+      mirrored: per image, (E_i,) bool (the subject's right eyes, as `gaze.mesh_to_eyes` says).
+      angles: vertical redirections in degrees.
+    """
+    angles = np.asarray(angles, np.float64)
+    shifts, widths = [], []
+    for image, points, flips in zip(images, landmarks, mirrored, strict=True):
+        points = np.asarray(points, np.float64)
+        widths += [eye_frame(p)[3] for p in points]
+        per_angle = []
+        for angle in angles:
+            out = redirector.redirect(image, points, np.asarray(flips, bool), float(angle))
+            found = [iris_shift(image, out, p) for p in points]
+            per_angle.append([s.up if s.score >= MIN_SCORE else math.nan for s in found])
+        shifts.append(np.asarray(per_angle).reshape(len(angles), len(points)))
+    return GainResult(
+        angles=angles,
+        shifts=np.concatenate(shifts, axis=1) if shifts else np.zeros((len(angles), 0)),
+        widths=np.asarray(widths),
+    )
+
+
+def rendered_eyes(
+    identities: Sequence[int], *, pitch: float = 0.0, size: tuple[int, int] = (192, 160),
+    appearance: str = "varied", angles: Sequence[float] = (),
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The renderer's eyes (upright, clean) looking at `pitch`, with their landmarks, and how
+    far their irises truly move when the same eyes turn by each of `angles`.
+
+    Returns:
+      images (N, H, W, 3), landmarks (N, 7, 2), and true shifts (A, N) in eye widths: the
+      iris-centre landmark's displacement, perpendicular to the corner line.
+    """
+    from thesis_jax.data import eyes
+
+    ids = np.asarray(identities)
+    kwargs = dict(nuisance=ids, roll=0.0, size=size, appearance=appearance)
+    images, points = eyes.render_eye(ids, pitch, **kwargs)
+    truths = []
+    for angle in angles:
+        _, turned = eyes.render_eye(ids, pitch + angle, **kwargs)
+        row = []
+        for p, q in zip(points, turned, strict=True):
+            _, _, up, width = eye_frame(p)
+            row.append(float((q[6] - p[6]) @ up) / width)  # the renderer's own iris centre
+        truths.append(row)
+    return images, points, np.asarray(truths).reshape(len(angles), len(ids))
+
+
+def summarise(gains: np.ndarray) -> dict[str, float]:
+    """Median and quartiles of gains (ignores NaN)."""
+    values = np.asarray(gains, np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return {"median": math.nan, "q25": math.nan, "q75": math.nan}
+    q25, median, q75 = np.percentile(values, [25, 50, 75])
+    return {"median": float(median), "q25": float(q25), "q75": float(q75)}
