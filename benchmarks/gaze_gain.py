@@ -12,7 +12,8 @@ listed beside typical adult values.
 Photos: skimage's astronaut and the BSDS500 train/val photos (../shared/data) in which
 MediaPipe finds a face with both eyes at least 16 px wide (`BSDS_FACES`); each photo is scaled
 up (bicubic) so that its smallest measured eye is 40 px wide, then MediaPipe runs again.
-Writes `gain.json`, `gain.png` (gain by angle) and `gain_faces.png` (eyes at -15, 0, +15).
+Writes `gain.json` (every eye's gains), `gain.png` (gain by angle) and `gain_faces.png` (eyes
+at -15, 0, +15 degrees).
 
     .venv/bin/python benchmarks/gaze_gain.py
     .venv/bin/python benchmarks/gaze_gain.py --checkpoint=runs/deepwarp/eyes_varied --out=runs/gain
@@ -160,7 +161,8 @@ def main() -> None:
     parser.add_argument("--rendered", type=int, default=40, help="renderer eyes (0: none)")
     parser.add_argument("--bsds-dir", default="../shared/data/BSDS500")
     parser.add_argument("--photos", type=int, default=len(BSDS_FACES), help="BSDS photos used")
-    parser.add_argument("--out", default="runs/gaze/gain")
+    parser.add_argument("--out", default="runs/gaze/gain", help="folder of the pictures")
+    parser.add_argument("--json-out", default=None, help="default: <out>/gain.json")
     args = parser.parse_args()
 
     from thesis_jax.data.locations import beside_repository
@@ -223,11 +225,12 @@ def main() -> None:
     print("\nthe renderer's geometry (5-95% of identities) beside typical adult eyes:")
     for row in report["renderer_geometry"]:
         print(f"  {row['what']:<58} {row['renderer']:>11}   real: {row['real']}")
-    with open(os.path.join(args.out, "gain.json"), "w") as f:
+    json_out = args.json_out or os.path.join(args.out, "gain.json")
+    with open(json_out, "w") as f:
         json.dump(report, f, indent=1)
     plot(os.path.join(args.out, "gain.png"), angles, rows)
     face_strips(os.path.join(args.out, "gain_faces.png"), shown, redirector, 15.0)
-    print(f"wrote {args.out}/gain.json, gain.png, gain_faces.png ({time.time() - started:.0f} s)")
+    print(f"wrote {json_out}, {args.out}/gain.png, gain_faces.png ({time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":
