@@ -13,12 +13,13 @@ HELD_OUT = 1_000_000  # the renderer's test identities (deepwarp.pairs.FIRST_TES
 
 
 def test_real_eye_shift_is_the_rotated_iris_over_the_eye_width():
-    # 12 mm * sin(15 deg) / 30 mm, and a turn from 10 to 25 degrees.
-    assert gain.REAL_EYE.shift(15.0) == pytest.approx(0.4 * math.sin(math.radians(15)))
-    assert gain.REAL_EYE.shift(15.0) == pytest.approx(0.10353, abs=1e-5)
-    assert gain.REAL_EYE.shift(-25.0) == pytest.approx(-0.16905, abs=1e-5)
+    # 10.5 mm * sin(15 deg) / 30 mm, and a turn from 10 to 25 degrees; the 12 mm eyeball's.
+    assert gain.REAL_EYE.shift(15.0) == pytest.approx(0.35 * math.sin(math.radians(15)))
+    assert gain.REAL_EYE.shift(15.0) == pytest.approx(0.09059, abs=1e-5)
+    assert gain.REAL_EYE.shift(-25.0) == pytest.approx(-0.14792, abs=1e-5)
     moved = gain.REAL_EYE.shift(15.0, start=10.0)
-    assert moved == pytest.approx(0.4 * (math.sin(math.radians(25)) - math.sin(math.radians(10))))
+    assert moved == pytest.approx(0.35 * (math.sin(math.radians(25)) - math.sin(math.radians(10))))
+    assert gain.EYEBALL_SURFACE.shift(15.0) == pytest.approx(0.10353, abs=1e-5)
 
 
 def test_eye_frame_axes_and_bad_landmarks():
@@ -77,10 +78,27 @@ def test_iris_shift_measures_the_renderers_true_gaze(rendered):
     assert len(errors) >= 16, "most of the renderer's eyes must be measurable"
     assert np.median(errors) < 0.004
     assert errors.max() < 0.03
-    # The renderer's own geometry: about 0.9 of a real eye's shift, the right direction.
+    # The renderer's own geometry: about a real eye's shift, the right direction.
     assert np.all(truth[1] > 0) and np.all(truth[0] < 0)
     gains = truth / gain.REAL_EYE.shift(np.array([-15.0, 15.0]))[:, None]
-    assert 0.8 < np.median(gains) < 1.0
+    assert 0.9 < np.median(gains) < 1.1
+
+
+def test_move_iris_moves_the_iris_and_iris_shift_finds_it(rendered):
+    _, images, points, _, _ = rendered
+    for image, landmarks in zip(images[:3], points[:3], strict=True):
+        moved = gain.move_iris(image, landmarks, 0.09)
+        found = gain.iris_shift(image, moved, landmarks)
+        assert found.score > 0.98
+        assert found.up == pytest.approx(0.09, abs=0.003)
+        assert found.along == pytest.approx(0.0, abs=0.003)
+        # Only the eye's neighbourhood changes.
+        width = gain.eye_frame(landmarks)[3]
+        far = np.hypot(*(np.mgrid[0:160, 0:192][::-1] - landmarks[6][:, None, None])) > 0.4 * width
+        np.testing.assert_allclose(moved[far], image[far], atol=1e-6)
+    grey = gain.move_iris(images[0][..., 0], points[0], -0.05)
+    assert grey.shape == images[0].shape[:2]
+    assert gain.iris_shift(images[0][..., 0], grey, points[0]).up == pytest.approx(-0.05, abs=0.003)
 
 
 class _Translator:
@@ -98,7 +116,7 @@ class _Translator:
 def test_redirection_gain_divides_by_the_real_eyes_shift(rendered):
     _, images, points, _, _ = rendered
     width = gain.eye_frame(points[0])[3]
-    per_degree = 0.4 * math.radians(1.0)  # a small-angle real eye
+    per_degree = 0.35 * math.radians(1.0)  # a small-angle real eye
     result = gain.redirection_gain(
         _Translator(per_degree, width), [images[0]], [points[:1]], [np.zeros(1, bool)],
         [-10.0, 10.0, 20.0],
