@@ -184,7 +184,7 @@ def face_strips(path: str, shown: list[tuple[np.ndarray, np.ndarray]], redirecto
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None, help="default: the shipped model")
-    parser.add_argument("--angles", default="-20,-15,-10,10,15,20,25")
+    parser.add_argument("--angles", default="-30,-25,-20,-15,-10,10,15,20,25,30")
     parser.add_argument("--rendered", type=int, default=40, help="renderer eyes (0: none)")
     parser.add_argument("--bsds-dir", default="../shared/data/BSDS500")
     parser.add_argument("--photos", type=int, default=len(BSDS_FACES), help="BSDS photos used")

@@ -134,16 +134,18 @@ def test_redirection_gain_divides_by_the_real_eyes_shift(rendered):
 @pytest.mark.slow
 def test_shipped_model_gain_on_the_renderers_held_out_eyes():
     """The shipped model moves the renderer's held-out eyes 0.8-1.2 as far as a real eye turns,
-    up and down at 10, 15 and 20 degrees, and further the more it is asked."""
+    up and down at 10, 15 and 20 degrees, and further the more it is asked up to the trained
+    +-30 degrees."""
     ids = range(HELD_OUT, HELD_OUT + 40)
-    angles = [-20.0, -15.0, -10.0, 10.0, 15.0, 20.0, 25.0]
+    angles = [-30.0, -25.0, -20.0, -15.0, -10.0, 10.0, 15.0, 20.0, 25.0, 30.0]
     images, points, _ = gain.rendered_eyes(ids)
     result = gain.redirection_gain(
         gaze.GazeRedirector.load(), list(images), [p[None] for p in points],
         [np.zeros(1, bool)] * len(ids), angles,
     )  # fmt: skip
     medians = np.array([gain.summarise(g)["median"] for g in result.gains()])
-    assert np.all((medians > 0.8) & (medians < 1.2)), dict(
+    banded = np.abs(angles) <= 20
+    assert np.all((medians[banded] > 0.8) & (medians[banded] < 1.2)), dict(
         zip(angles, medians.round(3), strict=True)
     )
     shifts = np.array([np.nanmedian(s) for s in result.shifts])
