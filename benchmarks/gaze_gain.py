@@ -207,17 +207,18 @@ def main() -> None:
         ids = range(FIRST_RENDERED, FIRST_RENDERED + args.rendered)
         images, points, truth = gain.rendered_eyes(ids, angles=angles)
         real_shift = gain.REAL_EYE.shift(np.asarray(angles))[:, None]
-        rows["renderer's own eyes (truth)"] = truth / real_shift
+        rows["renderer's eyes (truth)"] = truth / real_shift
         result = gain.redirection_gain(
             redirector, list(images), [p[None] for p in points], [np.zeros(1, bool)] * len(ids),
             angles,
         )  # fmt: skip
-        rows["model on rendered eyes"] = result.gains()
+        rows["model, rendered eyes"] = result.gains()
         report["rendered"] = {"eyes": len(ids), "truth": (truth / real_shift).tolist(),
                               "gains": result.gains().tolist()}  # fmt: skip
 
     photos = real_photos(beside_repository(args.bsds_dir), BSDS_FACES[: args.photos])
-    shown, per_photo, gains, check = [], {}, [], {"template": [], "mediapipe": []}
+    shown, per_photo, gains, every = [], {}, [], []
+    check: dict[str, list] = {"template": [], "mediapipe": []}
     with FaceMesh(max_faces=4) as mesh:
         for name, photo in photos:
             photo, landmarks, mirrored = eyes_of(photo, mesh)
@@ -227,12 +228,15 @@ def main() -> None:
             result = gain.redirection_gain(redirector, [photo], [landmarks], [mirrored], angles)
             gains.append(result.gains())
             per_photo[name] = {"eye_widths": result.widths.round(1).tolist(),
-                               "gains": result.gains().round(3).tolist()}  # fmt: skip
+                               "gains": result.gains(min_score=-1).round(3).tolist(),
+                               "scores": result.scores.round(3).tolist()}  # fmt: skip
+            every.append(result.gains(min_score=-1))
             if len(shown) < 4 and len(landmarks) >= 2:
                 shown.append((photo, (landmarks[:2], mirrored[:2])))
             for kind, values in measure_known_shift(photo, landmarks, mesh).items():
                 check[kind] += values
-    rows["model on real photos"] = np.concatenate(gains, axis=1)
+    rows["model, real photos"] = np.concatenate(gains, axis=1)
+    rows["real, every match"] = np.concatenate(every, axis=1)
     report["real"] = per_photo
     report["known_shift_recovered"] = {k: gain.summarise(v) for k, v in check.items()}
 
@@ -241,7 +245,7 @@ def main() -> None:
         f"gain = iris shift / a real eye's (iris {eye.rotation_radius_mm:g} mm from the centre "
         f"of rotation, {eye.eye_width_mm:g} mm wide); median [quartiles] (eyes measured)"
     )
-    print(f"{'angle':>6}  " + "  ".join(f"{label:>30}" for label in rows))
+    print(f"{'angle':>6}  " + "  ".join(f"{label:>26}" for label in rows))
     summary = []
     for k, angle in enumerate(angles):
         cells, entry = [], {"angle": angle}
@@ -251,7 +255,7 @@ def main() -> None:
             entry[label] = stats | {"eyes": count}
             cells.append(f"{stats['median']:.2f} [{stats['q25']:.2f}-{stats['q75']:.2f}] ({count})")
         summary.append(entry)
-        print(f"{angle:>+6g}  " + "  ".join(f"{c:>30}" for c in cells))
+        print(f"{angle:>+6g}  " + "  ".join(f"{c:>26}" for c in cells))
     report["summary"] = summary
     known = report["known_shift_recovered"]
     print(f"\nthe measurement on the real photos' eyes, each iris moved {KNOWN_SHIFT:g} eye widths "

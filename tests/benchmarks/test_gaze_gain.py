@@ -24,12 +24,12 @@ def test_gain_report_covers_rendered_and_real_eyes(tmp_path):
     assert len(report["rendered"]["gains"][0]) == 3
     rows = {row["angle"]: row for row in report["summary"]}
     # The renderer's eyes move as their geometry says: about as far as a real eye, both ways.
-    truth = rows[15.0]["renderer's own eyes (truth)"]["median"]
+    truth = rows[15.0]["renderer's eyes (truth)"]["median"]
     assert 0.9 < truth < 1.1
-    assert rows[-10.0]["renderer's own eyes (truth)"]["median"] == pytest.approx(truth, abs=0.05)
-    assert rows[15.0]["model on real photos"]["median"] > 0.3  # the eyes do move up
+    assert rows[-10.0]["renderer's eyes (truth)"]["median"] == pytest.approx(truth, abs=0.05)
+    assert rows[15.0]["model, real photos"]["median"] > 0.3  # the eyes do move up
     # On real eyes, an iris moved by a known amount is found where it went.
     assert report["known_shift_recovered"]["template"]["median"] == pytest.approx(1.0, abs=0.05)
-    assert "iris travel" in result.stdout and "model on real photos" in result.stdout
+    assert "iris travel" in result.stdout and "model, real photos" in result.stdout
     assert (tmp_path / "gain.png").stat().st_size > 10_000
     assert (tmp_path / "gain_faces.png").stat().st_size > 10_000

@@ -213,18 +213,21 @@ class GainResult:
 
     Attributes:
       angles: (A,) degrees asked (positive = up).
-      shifts: (A, E) measured vertical iris shift, eye widths (positive = up); NaN where the
-        match scored below `MIN_SCORE`.
+      shifts: (A, E) vertical iris shift, eye widths (positive = up).
+      scores: (A, E) the matches' correlation (`IrisShift.score`).
       widths: (E,) eye widths in image pixels.
     """
 
     angles: np.ndarray
     shifts: np.ndarray
+    scores: np.ndarray
     widths: np.ndarray
 
-    def gains(self, geometry: EyeGeometry = REAL_EYE) -> np.ndarray:
-        """(A, E) shift / the geometric shift of a real eye turned from straight ahead."""
-        return self.shifts / geometry.shift(self.angles)[:, None]
+    def gains(self, geometry: EyeGeometry = REAL_EYE, min_score: float = MIN_SCORE) -> np.ndarray:
+        """(A, E) shift / the geometric shift of a real eye turned from straight ahead; NaN
+        where the match scored below `min_score`."""
+        gains = self.shifts / geometry.shift(self.angles)[:, None]
+        return np.where(self.scores >= min_score, gains, np.nan)
 
 
 def redirection_gain(
@@ -244,21 +247,17 @@ def redirection_gain(
       angles: vertical redirections in degrees.
     """
     angles = np.asarray(angles, np.float64)
-    shifts, widths = [], []
+    found, widths = [], []
     for image, points, flips in zip(images, landmarks, mirrored, strict=True):
         points = np.asarray(points, np.float64)
         widths += [eye_frame(p)[3] for p in points]
         per_angle = []
         for angle in angles:
             out = redirector.redirect(image, points, np.asarray(flips, bool), float(angle))
-            found = [iris_shift(image, out, p) for p in points]
-            per_angle.append([s.up if s.score >= MIN_SCORE else math.nan for s in found])
-        shifts.append(np.asarray(per_angle).reshape(len(angles), len(points)))
-    return GainResult(
-        angles=angles,
-        shifts=np.concatenate(shifts, axis=1) if shifts else np.zeros((len(angles), 0)),
-        widths=np.asarray(widths),
-    )
+            per_angle.append([iris_shift(image, out, p)[1:] for p in points])
+        found.append(np.asarray(per_angle).reshape(len(angles), len(points), 2))
+    both = np.concatenate(found, axis=1) if found else np.zeros((len(angles), 0, 2))
+    return GainResult(angles, both[..., 0], both[..., 1], np.asarray(widths))
 
 
 def rendered_eyes(
