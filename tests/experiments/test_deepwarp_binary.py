@@ -2,7 +2,11 @@
 
 import json
 
+import jax
+import numpy as np
+
 from tests.experiments.binaries import picture, run_module
+from thesis_jax.deepwarp import export
 
 TINY = [
     "--config.num_steps=3",
@@ -45,6 +49,20 @@ def test_deepwarp_binary_trains_variants_and_writes_the_report(tmp_path):
     again = run_module("experiments.deepwarp", f"--workdir={workdir}", *TINY, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
     assert json.loads((workdir / "results.json").read_text()) == results
+    # The float16 model file experiments.gaze loads (how the shipped one was made).
+    model = tmp_path / "gaze.msgpack"
+    exported = run_module(
+        "experiments.deepwarp_export", f"--workdir={workdir}", f"--output={model}", timeout=300
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    params, _, arch = export.load_export(model)
+    source, _, _ = export.load_export(workdir / "cfw_lcm" / "export.msgpack")
+    assert arch.variant == "cfw_lcm" and arch.widths == (4, 8, 4, 4)
+    assert model.stat().st_size < 0.6 * (workdir / "cfw_lcm" / "export.msgpack").stat().st_size
+    for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(source), strict=True):
+        np.testing.assert_array_equal(a, b.astype(np.float16).astype(np.float32))
+    bad = run_module("experiments.deepwarp_export", f"--workdir={tmp_path}/none", timeout=300)
+    assert bad.returncode != 0 and "not a finished run" in bad.stderr.strip().splitlines()[-1]
 
 
 def test_deepwarp_binary_rejects_unknown_presets_variants_and_missing_folders(tmp_path):

@@ -8,6 +8,9 @@ orbax or the optimizer state. The format is flax's msgpack of {"arch": JSON of `
     save_export("deepwarp.msgpack", state.params, state.model_state, Architecture.from_config(c))
     params, model_state, arch = load_export("deepwarp.msgpack")
     out = arch.model().apply({"params": params, **model_state}, image, landmarks, angles)
+
+A run's export in float16, as the shipped gaze model was made: `python -m
+experiments.deepwarp_export --workdir=runs/gaze_varied`.
 """
 
 from __future__ import annotations
