@@ -27,7 +27,8 @@ def test_gain_report_covers_rendered_and_real_eyes(tmp_path):
     truth = rows[15.0]["renderer's eyes (truth)"]["median"]
     assert 0.9 < truth < 1.1
     assert rows[-10.0]["renderer's eyes (truth)"]["median"] == pytest.approx(truth, abs=0.05)
-    assert rows[15.0]["real, every match"]["median"] > 0.3  # the eyes do move up
+    assert rows[15.0]["real, every match"]["median"] > 0.1  # up when asked up
+    assert rows[-10.0]["real, every match"]["median"] > 0.1  # and down when asked down
     # On real eyes, an iris moved by a known amount is found where it went.
     assert report["known_shift_recovered"]["template"]["median"] == pytest.approx(1.0, abs=0.05)
     assert "iris travel" in result.stdout and "model, real photos" in result.stdout
