@@ -30,7 +30,9 @@ _PRESETS = os.path.join(os.path.dirname(__file__), "configs", "deepwarp.py")
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any] | None:
     """Trains every variant in `config.variants`, then writes the report; None if interrupted."""
     deepwarp.check_config(config)
-    core.presets.claim_workdir(config, workdir, may_differ=("log_every", "eval_every"))
+    core.presets.claim_workdir(
+        config, workdir, may_differ=("log_every", "eval_every"), may_grow=("num_steps",)
+    )
     exp = deepwarp.Experiment.create(config)
     absl_logging.info(
         "%d training pairs, %d held-out pairs, %d devices",

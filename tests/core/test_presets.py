@@ -1,6 +1,7 @@
 """Presets resolve, overrides apply with the field's type, and mistakes give clear errors."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -180,6 +181,14 @@ def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):
     shorter = presets.get_config("digits", DANN_PRESETS, {"num_steps": "100"})
     with pytest.raises(presets.ConfigError, match=r"num_steps: 2000 -> 100.*new --workdir"):
         presets.claim_workdir(shorter, tmp_path)
+    # A binary may let a finished run train further, never shorter.
+    with pytest.raises(presets.ConfigError, match=r"num_steps: 2000 -> 100"):
+        presets.claim_workdir(shorter, tmp_path, may_grow=("num_steps",))
+    longer = presets.get_config("digits", DANN_PRESETS, {"num_steps": "3000"})
+    presets.claim_workdir(longer, tmp_path, may_grow=("num_steps",))
+    assert json.loads((tmp_path / "config.json").read_text())["num_steps"] == 3000
+    with pytest.raises(presets.ConfigError, match=r"num_steps: 3000 -> 2000"):
+        presets.claim_workdir(config, tmp_path, may_grow=("num_steps",))
 
 
 def test_binary_reports_a_missing_dataset_with_instructions(tmp_path):

@@ -153,12 +153,14 @@ def claim_workdir(
     workdir: str | os.PathLike,
     *,
     may_differ: Sequence[str] = ("log_every", "eval_every", "checkpoint_every"),
+    may_grow: Sequence[str] = (),
 ) -> None:
     """Records `config` in `workdir/config.json`, or checks that the run there used the same.
 
     Resuming a run with a different config would silently mix two experiments (a finished
     2000-step run "resumed" with `num_steps=100` would report the 2000-step model), so any
-    difference outside `may_differ` raises ConfigError naming the fields.
+    difference outside `may_differ` raises ConfigError naming the fields; a field in `may_grow`
+    (e.g. "num_steps": train a finished run further) may only increase.
     """
     import json
 
@@ -171,7 +173,9 @@ def claim_workdir(
         changed = sorted(
             key
             for key in set(previous) | set(current)
-            if key not in may_differ and previous.get(key) != current.get(key)
+            if key not in may_differ
+            and previous.get(key) != current.get(key)
+            and not (key in may_grow and _grows(previous.get(key), current.get(key)))
         )
         if changed:
             diff = ", ".join(f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in changed)
@@ -181,6 +185,11 @@ def claim_workdir(
             )
     if is_main_process():
         write_atomic(path, json.dumps(current, indent=2, sort_keys=True))
+
+
+def _grows(before: object, after: object) -> bool:
+    numbers = (int, float)
+    return isinstance(before, numbers) and isinstance(after, numbers) and after > before
 
 
 # Fields every binary's loop reads (when the preset has them): counts that must be positive,
