@@ -44,7 +44,6 @@ SEARCH = (0.1, 0.25)
 GLINT_QUANTILE = 0.8
 """Values of the template brighter than this quantile (glints, sclera) are clipped to it."""
 MIN_SCORE = 0.8
-SPLINE_ORDER = 3
 """Matches below this correlation (an iris mostly under the lids, no texture) are not counted."""
 
 
@@ -107,7 +106,7 @@ def _sample(
     u, v = np.meshgrid(us, vs)
     x = origin[0] + width * (u * along[0] + v * up[0])
     y = origin[1] + width * (u * along[1] + v * up[1])
-    return ndimage.map_coordinates(image, [y, x], order=SPLINE_ORDER, mode="nearest")
+    return ndimage.map_coordinates(image, [y, x], order=1, mode="nearest")
 
 
 def _peak(scores: np.ndarray, index: int) -> float:
@@ -137,8 +136,9 @@ def iris_shift(before: np.ndarray, after: np.ndarray, landmarks: np.ndarray) -> 
         the iris centre last).
 
     Returns:
-      IrisShift; on the renderer's eyes, shifts whose score is at least `MIN_SCORE` are within
-      0.03 eye widths of the truth (median error 0.0013; tests/deepwarp/test_gain.py).
+      IrisShift; on 180 of the renderer's eyes (60 identities turned by -20, 10 and 25
+      degrees), the 143 whose score is at least `MIN_SCORE` were at most 0.030 eye widths off
+      the truth, median 0.0013 (tests/deepwarp/test_gain.py checks 12 at +-15).
     """
     origin, along, up, width = eye_frame(landmarks)
     before, after = _luma(before), _luma(after)
@@ -190,8 +190,7 @@ def move_iris(image: np.ndarray, landmarks: np.ndarray, up: float) -> np.ndarray
     widths. Returns float64 in the input's value range.
     """
     image = np.asarray(image, np.float64)
-    origin, _, axis, width = eye_frame(landmarks)
-    del origin
+    _, _, axis, width = eye_frame(landmarks)
     centre = np.asarray(landmarks, np.float64)[6]
     ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(np.float64)
     beyond = np.clip((np.hypot(xs - centre[0], ys - centre[1]) - 0.2 * width) / (0.2 * width), 0, 1)
