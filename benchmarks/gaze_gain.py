@@ -59,21 +59,19 @@ def eyes_of(photo: np.ndarray, mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
     from thesis_jax.deepwarp import gaze
 
-    meshes = mesh(photo)
-    if len(meshes) == 0:
-        return photo, np.zeros((0, 7, 2)), np.zeros(0, bool)
-    landmarks, mirrored = gaze.mesh_to_eyes(meshes)
-    widths = np.linalg.norm(landmarks[:, 0] - landmarks[:, 3], axis=-1)
+    def eyes_and_widths(image: np.ndarray):
+        landmarks, mirrored = gaze.mesh_to_eyes(mesh(image))
+        return landmarks, mirrored, np.linalg.norm(landmarks[:, 0] - landmarks[:, 3], axis=-1)
+
+    landmarks, mirrored, widths = eyes_and_widths(photo)
     keep = widths >= MIN_EYE
     if not keep.any():
-        return photo, landmarks[:0], mirrored[:0]
+        return photo, landmarks[keep], mirrored[keep]
     factor = SCALE_TO / widths[keep].min()
     if factor > 1:
         size = (round(photo.shape[1] * factor), round(photo.shape[0] * factor))
         photo = np.asarray(Image.fromarray(photo).resize(size, Image.Resampling.BICUBIC))
-        meshes = mesh(photo)
-        landmarks, mirrored = gaze.mesh_to_eyes(meshes)
-        widths = np.linalg.norm(landmarks[:, 0] - landmarks[:, 3], axis=-1)
+        landmarks, mirrored, widths = eyes_and_widths(photo)
         keep = widths >= MIN_EYE * factor
     return photo, landmarks[keep], mirrored[keep]
 
@@ -206,15 +204,15 @@ def main() -> None:
     if args.rendered:
         ids = range(FIRST_RENDERED, FIRST_RENDERED + args.rendered)
         images, points, truth = gain.rendered_eyes(ids, angles=angles)
-        real_shift = gain.REAL_EYE.shift(np.asarray(angles))[:, None]
-        rows["renderer's eyes (truth)"] = truth / real_shift
+        truth_gains = truth / gain.REAL_EYE.shift(np.asarray(angles))[:, None]
         result = gain.redirection_gain(
             redirector, list(images), [p[None] for p in points], [np.zeros(1, bool)] * len(ids),
             angles,
         )  # fmt: skip
+        rows["renderer's eyes (truth)"] = truth_gains
         rows["model, rendered eyes"] = result.gains()
-        report["rendered"] = {"eyes": len(ids), "truth": (truth / real_shift).tolist(),
-                              "gains": result.gains().tolist()}  # fmt: skip
+        report["rendered"] = {"eyes": len(ids), "truth": truth_gains.tolist(),
+                              "gains": rows["model, rendered eyes"].tolist()}  # fmt: skip
 
     photos = real_photos(beside_repository(args.bsds_dir), BSDS_FACES[: args.photos])
     shown, per_photo, gains, every = [], {}, [], []

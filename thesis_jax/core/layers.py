@@ -128,7 +128,8 @@ def small_output_conv(
     return conv(x, kernel, padding)
 
 
-def _small_output_conv_fwd(x, kernel, padding, chunk):
+def _conv_keeping_inputs(x, kernel, padding, chunk):
+    """Forward pass of `small_output_conv` and `chunked_conv`: both backward passes need x."""
     return conv(x, kernel, padding), (x, kernel)
 
 
@@ -149,7 +150,7 @@ def _small_output_conv_bwd(padding, chunk, residuals, grad):
     return dx.astype(x.dtype), grad_kernel.astype(kernel.dtype)
 
 
-small_output_conv.defvjp(_small_output_conv_fwd, _small_output_conv_bwd)
+small_output_conv.defvjp(_conv_keeping_inputs, _small_output_conv_bwd)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -160,17 +161,13 @@ def chunked_conv(
     return conv(x, kernel, padding)
 
 
-def _chunked_conv_fwd(x, kernel, padding, chunk):
-    return conv(x, kernel, padding), (x, kernel)
-
-
 def _chunked_conv_bwd(padding, chunk, residuals, grad):
     x, kernel = residuals
     (grad_x,) = jax.linear_transpose(lambda x: conv(x, kernel, padding), x)(grad)
     return grad_x, kernel_gradient(x, grad, kernel.shape, padding, chunk).astype(kernel.dtype)
 
 
-chunked_conv.defvjp(_chunked_conv_fwd, _chunked_conv_bwd)
+chunked_conv.defvjp(_conv_keeping_inputs, _chunked_conv_bwd)
 
 
 def space_to_depth(x: jax.Array, block: tuple[int, int]) -> jax.Array:

@@ -253,7 +253,8 @@ def redirection_gain(
         per_angle = []
         for angle in angles:
             out = redirector.redirect(image, points, np.asarray(flips, bool), float(angle))
-            per_angle.append([iris_shift(image, out, p)[1:] for p in points])
+            found_here = [iris_shift(image, out, p) for p in points]
+            per_angle.append([(shift.up, shift.score) for shift in found_here])
         found.append(np.asarray(per_angle).reshape(len(angles), len(points), 2))
     both = np.concatenate(found, axis=1) if found else np.zeros((len(angles), 0, 2))
     return GainResult(angles, both[..., 0], both[..., 1], np.asarray(widths))
@@ -275,15 +276,15 @@ def rendered_eyes(
     ids = np.asarray(identities)
     kwargs = dict(nuisance=ids, roll=0.0, size=size, appearance=appearance)
     images, points = eyes.render_eye(ids, pitch, **kwargs)
+    frames = [eye_frame(p) for p in points]
+    ups = np.stack([frame[2] for frame in frames])
+    widths = np.array([frame[3] for frame in frames])
     truths = []
     for angle in angles:
         _, turned = eyes.render_eye(ids, pitch + angle, **kwargs)
-        row = []
-        for p, q in zip(points, turned, strict=True):
-            _, _, up, width = eye_frame(p)
-            row.append(float((q[6] - p[6]) @ up) / width)  # the renderer's own iris centre
-        truths.append(row)
-    return images, points, np.asarray(truths).reshape(len(angles), len(ids))
+        moved = turned[:, 6] - points[:, 6]  # the renderer's own iris centre
+        truths.append(np.sum(moved * ups, axis=-1) / widths)
+    return images, points, np.asarray(truths, np.float64).reshape(len(angles), len(ids))
 
 
 def summarise(gains: np.ndarray) -> dict[str, float]:
