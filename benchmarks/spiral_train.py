@@ -39,6 +39,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint's OpenMP pool, one t
 import argparse
 import pathlib
 import re
+import resource
 import statistics
 import sys
 import time
@@ -93,7 +94,10 @@ def bench_jax_paint(config, steps: int, repeats: int) -> dict:
 
 def profile_parts(config, steps: int, repeats: int) -> list[dict]:
     """Median seconds per call of the rollout, the policy step and the critic step, each jitted
-    on its own, on the episodes one rollout painted."""
+    on its own, on the episodes one rollout painted; with each call's minor page faults and the
+    kernel (system) CPU seconds they cost, over the timed calls (`resource.getrusage`): XLA:CPU
+    takes its large temporaries fresh from the operating system at every call, and touching
+    them for the first time is work the XLA profiler does not see."""
     state = experiment.init_state(config)
     targets = jax.numpy.asarray(_targets(config, config.batch_size))
     rollout = jax.jit(train.rollout, static_argnames=("apply_fn", "hparams"))
@@ -120,8 +124,19 @@ def profile_parts(config, steps: int, repeats: int) -> list[dict]:
     }
     rows = []
     for name, call in parts.items():
+        jax.block_until_ready(call())  # compile outside the counted calls
+        before = resource.getrusage(resource.RUSAGE_SELF)
         times, _ = _timed(lambda _, call=call: call(), None, steps, repeats)
-        rows.append({"name": name, "seconds": statistics.median(times) / steps})
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        calls = steps * repeats + 1  # _timed's first, untimed call included
+        rows.append(
+            {
+                "name": name,
+                "seconds": statistics.median(times) / steps,
+                "page_faults": (after.ru_minflt - before.ru_minflt) / calls,
+                "system_seconds": (after.ru_stime - before.ru_stime) / calls,
+            }
+        )
     return rows
 
 
@@ -131,7 +146,7 @@ _OP_NAME = re.compile(r'op_name="([^"]+)"')
 def _layers_of_ops(hlo_text: str) -> dict[str, str]:
     """{HLO instruction: "layer primitive[ (backward)]"} from a compiled program's text: a fusion
     is named after the first instruction of its computation that records where it came from."""
-    origin, computation, calls = {}, None, {}
+    origin, computation, calls, operands, inserted = {}, None, {}, {}, {}
     for line in hlo_text.splitlines():
         header = re.match(r"^(?:ENTRY )?%(\S+) ", line)
         if header:
@@ -147,9 +162,25 @@ def _layers_of_ops(hlo_text: str) -> dict[str, str]:
         called = re.search(r"calls=%(\S+?)[,}\s]", line)
         if called:
             calls[name] = called.group(1)
+        arguments = re.search(r" = [^(]*\(([^)]*)\)", line)
+        if arguments:
+            operands[name] = re.findall(r"%([\w.\-]+)", arguments.group(1))
     for name, computation in calls.items():
         if name not in origin and computation in origin:
             origin[name] = origin[computation]
+    # Operations XLA added (layout copies, some gradient kernels) record no source; each is
+    # named after the nearest operand that does: the kernel gradient of a convolution, for
+    # instance, first copies the layer's input batch-minor ("transpose_copy_fusion").
+    for name in [name for name in operands if name not in origin]:
+        seen, frontier = {name}, list(operands[name])
+        while frontier and name not in origin:
+            operand = frontier.pop(0)
+            if operand in origin:
+                inserted[name] = True
+                origin[name] = origin[operand]
+            elif operand not in seen:
+                seen.add(operand)
+                frontier.extend(operands.get(operand, ()))
 
     def readable(op_name: str) -> str:
         """ "jit(update)/transpose(jvp(Critic))/conv_2/conv_general_dilated" -> "Critic/conv_2
@@ -166,7 +197,10 @@ def _layers_of_ops(hlo_text: str) -> dict[str, str]:
         *layer, primitive = path or ["?"]
         return f"{'/'.join(layer) or '-'} {primitive}{backward}"
 
-    return {name: readable(op_name) for name, op_name in origin.items()}
+    return {
+        name: ("(XLA's, no source) reads " if name in inserted else "") + readable(op_name)
+        for name, op_name in origin.items()
+    }
 
 
 def trace_ops(config, steps: int, top: int = 12) -> list[dict]:
@@ -277,9 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     if parts:
         total = sum(part["seconds"] for part in parts)
         print(f"where a JaxPaint step's time goes (batch {config.batch_size}, parts jitted apart):")
+        print(f"  {'':<30}{'':>12}{'':>8}{'page faults':>14}{'system CPU':>12}")
         for part in parts:
             share = part["seconds"] / total
-            print(f"  {part['name']:<30}{part['seconds'] * 1e3:>9.1f} ms{share:>8.0%}")
+            print(
+                f"  {part['name']:<30}{part['seconds'] * 1e3:>9.1f} ms{share:>8.0%}"
+                f"{part['page_faults']:>14,.0f}{part['system_seconds'] * 1e3:>9.1f} ms"
+            )
     ops = trace_ops(config, args.steps) if args.trace else []
     if ops:
         print("the costliest XLA ops of a JaxPaint step (CPU time of every thread, per step):")

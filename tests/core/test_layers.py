@@ -82,6 +82,42 @@ def test_strided_conv_custom_vjp_passes_numerical_gradient_checks():
         )
 
 
+def test_strided_conv_gradients_of_gradients_pass_numerical_checks_and_equal_xlas():
+    """WGAN-GP's penalty differentiates the critic's input gradient again (SPIRAL's critic)."""
+    with jax.enable_x64():
+        x = jax.random.normal(jax.random.PRNGKey(0), (2, 8, 8, 3), jnp.float64)
+        kernel = jax.random.normal(jax.random.PRNGKey(1), (4, 4, 3, 2), jnp.float64)
+        check_grads(
+            lambda x, k: layers.strided_conv(x, k, (2, 2), "SAME"),
+            (x, kernel),
+            order=2,
+            modes=["rev"],
+        )
+
+        def penalty(conv, kernel):  # (||d/dx sum(tanh(conv(x)))|| - 1)^2, as in WGAN-GP
+            inner = jax.grad(lambda x: jnp.sum(jnp.tanh(conv(x, kernel))))(x)
+            return (jnp.linalg.norm(inner) - 1.0) ** 2
+
+        ours = jax.grad(penalty, 1)(lambda x, k: layers.strided_conv(x, k, (2, 2), "SAME"), kernel)
+        xlas = jax.grad(penalty, 1)(
+            lambda x, k: jax.lax.conv_general_dilated(
+                x, k, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            ),
+            kernel,
+        )
+        np.testing.assert_allclose(ours, xlas, rtol=1e-10, atol=1e-12)
+
+
+def test_the_input_gradient_written_out_equals_the_transpose_of_the_convolution():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3))
+    kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 3, 4))
+    grad = jax.random.normal(jax.random.PRNGKey(2), (2, 5, 5, 4))
+    (expected,) = jax.linear_transpose(lambda x: layers.conv(x, kernel, "VALID"), x)(grad)
+    np.testing.assert_allclose(
+        layers.valid_conv_input_gradient(grad, kernel), expected, rtol=1e-5, atol=1e-5
+    )
+
+
 @pytest.mark.parametrize("chunk", [0, 2])
 @pytest.mark.parametrize("padding", ["VALID", "SAME", ((1, 2), (0, 3))])
 def test_small_output_conv_custom_vjp_passes_numerical_gradient_checks(padding, chunk):

@@ -219,11 +219,26 @@ def _strided_conv_bwd(strides, padding, residuals, grad):
     to_blocks = functools.partial(
         _to_blocks, kernel_shape=kernel.shape, strides=strides, padding=padding
     )
-    blocks = jax.eval_shape(to_blocks, x)
-    block_kernel = _block_kernel(kernel, strides)
-    (grad_blocks,) = jax.linear_transpose(lambda b: conv(b, block_kernel), blocks)(grad)
+    grad_blocks = valid_conv_input_gradient(grad, _block_kernel(kernel, strides))
     (grad_x,) = jax.linear_transpose(to_blocks, x)(grad_blocks)
     return grad_x, kernel_vjp(grad)[0]
+
+
+def valid_conv_input_gradient(grad: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The input gradient of `conv(x, kernel, "VALID")` for the output gradient `grad`, written
+    out: the gradient zero-padded by the kernel's size less one, convolved ("VALID") with the
+    kernel flipped in space and its channels swapped.
+
+    The same numbers as XLA's transpose of the convolution, which folds the padding and the
+    flip into the convolution itself. That matters when the gradient is differentiated again,
+    as WGAN-GP's gradient penalty does: XLA:CPU compiles the kernel gradient of such a
+    convolution into a plain loop outside its convolution library. In SPIRAL's critic (three
+    4x4 stride-2 layers, batch 32) that loop took two thirds of the critic's step: 87 ms ->
+    29 ms written out.
+    """
+    kh, kw = kernel.shape[:2]
+    padded = jnp.pad(grad, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
+    return conv(padded, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), "VALID")
 
 
 strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)

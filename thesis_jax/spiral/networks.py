@@ -32,7 +32,8 @@ convolutions (64, 128, 256, 512 channels; 64 -> 4 spatially) with leaky ReLU (0.
 output. There is no batch normalisation, which would break the per-sample gradient penalty of
 WGAN-GP (Gulrajani et al. 2017); layer normalisation, their recommended replacement, follows every
 convolution but the first. The conditional critic D(x | x_target) of eq. (6.3.6) sees x and
-x_target concatenated along channels.
+x_target concatenated along channels. Its convolutions are `core.layers.Conv` (Flax's parameters),
+whose gradients XLA:CPU runs fast also when WGAN-GP's penalty differentiates them a second time.
 
 Users need not touch Flax: `make_policy(spec)` builds the module, `init_policy` its parameters,
 `policy_step` samples a step, `policy_evaluate` scores given actions, `unroll` scores whole stored
@@ -519,7 +520,7 @@ class Critic(nn.Module):
             raise ValueError("this critic is unconditional; build it with conditional=True")
         x = 2.0 * x - 1.0
         for i, features in enumerate(self.channels):
-            x = nn.Conv(features, (4, 4), (2, 2), name=f"conv_{i}")(x)
+            x = layers.Conv(features, (4, 4), (2, 2), name=f"conv_{i}")(x)
             if self.layer_norm and i > 0:
                 x = nn.LayerNorm(reduction_axes=(-3, -2, -1), feature_axes=-1, name=f"norm_{i}")(x)
             x = nn.leaky_relu(x, 0.2)
