@@ -224,6 +224,9 @@ def _strided_conv_bwd(strides, padding, residuals, grad):
     return grad_x, kernel_vjp(grad)[0]
 
 
+strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
+
+
 def valid_conv_input_gradient(grad: jax.Array, kernel: jax.Array) -> jax.Array:
     """The input gradient of `conv(x, kernel, "VALID")` for the output gradient `grad`, written
     out: the gradient zero-padded by the kernel's size less one, convolved ("VALID") with the
@@ -239,9 +242,6 @@ def valid_conv_input_gradient(grad: jax.Array, kernel: jax.Array) -> jax.Array:
     kh, kw = kernel.shape[:2]
     padded = jnp.pad(grad, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1), (0, 0)))
     return conv(padded, jnp.flip(kernel, (0, 1)).swapaxes(2, 3), "VALID")
-
-
-strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
 
 
 def _to_blocks(
