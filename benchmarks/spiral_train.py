@@ -146,7 +146,7 @@ _OP_NAME = re.compile(r'op_name="([^"]+)"')
 def _layers_of_ops(hlo_text: str) -> dict[str, str]:
     """{HLO instruction: "layer primitive[ (backward)]"} from a compiled program's text: a fusion
     is named after the first instruction of its computation that records where it came from."""
-    origin, computation, calls, operands, inserted = {}, None, {}, {}, {}
+    origin, computation, calls, operands, inserted = {}, None, {}, {}, set()
     for line in hlo_text.splitlines():
         header = re.match(r"^(?:ENTRY )?%(\S+) ", line)
         if header:
@@ -176,7 +176,7 @@ def _layers_of_ops(hlo_text: str) -> dict[str, str]:
         while frontier and name not in origin:
             operand = frontier.pop(0)
             if operand in origin:
-                inserted[name] = True
+                inserted.add(name)
                 origin[name] = origin[operand]
             elif operand not in seen:
                 seen.add(operand)
