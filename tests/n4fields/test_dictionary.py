@@ -31,6 +31,20 @@ def test_exact_search_prefers_the_first_of_equal_keys():
     np.testing.assert_array_equal(np.asarray(index), [1, 1, 1])
 
 
+def test_equal_keys_in_other_chunks_and_blocks_lose_to_the_first(rng):
+    """The search takes each block's best chunk of 128 keys, then the best key of that chunk:
+    a tie between chunks or between blocks goes to the lowest index, as numpy's argmin."""
+    keys = rng.normal(size=(2500, 128)).astype(np.float32) + 3.0
+    for i in (300, 5, 2100):  # chunk 2, chunk 0, the second block of 2048 keys
+        keys[i] = 0.0
+    queries = np.concatenate([np.zeros((1, 128)), rng.normal(size=(700, 128))]).astype(np.float32)
+    expected, _ = _brute_force(queries, keys)
+    assert expected[0] == 5
+    for blocks in ({}, {"query_block": 256, "key_block": 256}):  # the CPU's default: 512 x 2048
+        index, _ = n4fields.exact_nearest_neighbors(queries, keys, **blocks)
+        np.testing.assert_array_equal(np.asarray(index), expected)
+
+
 def test_recall_at_1():
     assert n4fields.recall_at_1(np.array([1, 2, 3, 4]), np.array([1, 2, 0, 4])) == 0.75
     with pytest.raises(ValueError, match="shapes differ"):

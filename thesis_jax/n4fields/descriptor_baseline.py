@@ -36,6 +36,7 @@ CELLS = 4
 CELL = 8
 BINS = 8
 DESCRIPTOR_DIM = CELLS * CELLS * BINS
+_PATCHES_AT_ONCE = 1024
 
 
 def _orientation_maps(grey: np.ndarray) -> np.ndarray:
@@ -44,11 +45,12 @@ def _orientation_maps(grey: np.ndarray) -> np.ndarray:
     dx = 0.5 * (grey[..., 1:-1, 2:] - grey[..., 1:-1, :-2])
     magnitude = np.hypot(dx, dy)
     position = (np.arctan2(dy, dx) % (2 * np.pi)) / (2 * np.pi / BINS)
-    lower = np.floor(position).astype(np.int64) % BINS
-    upper_weight = (position - np.floor(position))[..., None]
-    one_hot = np.eye(BINS)
-    votes = (1 - upper_weight) * one_hot[lower] + upper_weight * one_hot[(lower + 1) % BINS]
-    votes *= magnitude[..., None]
+    floor = np.floor(position)
+    upper = (position - floor) * magnitude  # the vote of the next bin up
+    lower_bin = floor.astype(np.int64) % BINS
+    bins = np.arange(BINS)
+    votes = np.where(lower_bin[..., None] == bins, (magnitude - upper)[..., None], 0.0)
+    votes += np.where(((lower_bin + 1) % BINS)[..., None] == bins, upper[..., None], 0.0)
     return votes
 
 
@@ -77,9 +79,11 @@ def sift_descriptors(patches: np.ndarray) -> np.ndarray:
     patches = np.asarray(patches)
     if patches.ndim != 4 or patches.shape[1:3] != (PATCH, PATCH):
         raise ValueError(f"patches must be (K, {PATCH}, {PATCH}, C), got {patches.shape}")
-    votes = _orientation_maps(_grey(patches))  # (K, 32, 32, BINS)
-    cells = votes.reshape(-1, CELLS, CELL, CELLS, CELL, BINS).sum(axis=(2, 4))
-    return _normalise(cells)
+    cells = []
+    for start in range(0, len(patches), _PATCHES_AT_ONCE):  # votes are 64 KB per patch
+        votes = _orientation_maps(_grey(patches[start : start + _PATCHES_AT_ONCE]))
+        cells.append(votes.reshape(-1, CELLS, CELL, CELLS, CELL, BINS).sum(axis=(2, 4)))
+    return _normalise(np.concatenate(cells) if cells else np.zeros((0, CELLS, CELLS, BINS)))
 
 
 def dense_sift(image: np.ndarray | jax.Array, stride: int = 1) -> np.ndarray:

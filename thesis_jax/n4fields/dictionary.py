@@ -152,9 +152,11 @@ def _nearest_in_blocks(
     """Nearest key of each query, scanning the keys key_block at a time.
 
     Within a block, the minimum distance of each chunk of `_CHUNK` keys (a plain min,
-    which XLA:CPU vectorises), then the best chunk, then the best key of that chunk from its
-    distances computed again: an argmin over the whole block (a value-and-index reduction,
-    which XLA:CPU does one element at a time) made the search twice as slow.
+    which XLA:CPU vectorises), then the best chunk, then the best key of that chunk, read from
+    the same block of distances: an argmin over the whole block (a value-and-index reduction,
+    which XLA:CPU does one element at a time) made the search twice as slow, and gathering
+    each query's best chunk of keys to compute its distances again (Q x `_CHUNK` x D floats)
+    cost more than the block's matrix product.
     """
     num_queries, dim = queries.shape
     chunks = key_block // _CHUNK
@@ -165,14 +167,11 @@ def _nearest_in_blocks(
         key, norm, offset = block
         # ||q - k||^2 - |q|^2 = |k|^2 - 2 q.k
         distance = norm[None, :] - 2.0 * jnp.dot(queries, key.T, precision="highest")
-        chunk_min = distance.reshape(num_queries, chunks, _CHUNK).min(axis=-1)
+        distance = distance.reshape(num_queries, chunks, _CHUNK)
+        chunk_min = distance.min(axis=-1)
         chunk = jnp.argmin(chunk_min, axis=1)  # ties: the lowest chunk
         value = jnp.take_along_axis(chunk_min, chunk[:, None], axis=1)[:, 0]
-        candidates = key.reshape(chunks, _CHUNK, dim)[chunk]  # (Q, _CHUNK, D)
-        candidate_norms = norm.reshape(chunks, _CHUNK)[chunk]
-        within = candidate_norms - 2.0 * jnp.einsum(
-            "qd,qkd->qk", queries, candidates, precision="highest"
-        )
+        within = jnp.take_along_axis(distance, chunk[:, None, None], axis=1)[:, 0]  # (Q, _CHUNK)
         local = chunk.astype(jnp.int32) * _CHUNK + jnp.argmin(within, axis=1).astype(jnp.int32)
         better = value < best  # ties keep the earlier block: the lowest index wins
         return (
@@ -194,16 +193,21 @@ def exact_nearest_neighbors(
     queries: jax.Array | np.ndarray,
     keys: jax.Array | np.ndarray,
     *,
-    query_block: int = 2048,
-    key_block: int = 8192,
+    query_block: int | None = None,
+    key_block: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Exact nearest key of each query: (Q,) int32 indices and (Q,) squared distances.
 
     Blocked brute force on the default device (sec. 3.3.1, eq. 3.3.2): one compiled call per
     block of `query_block` queries, each scanning the keys `key_block` at a time, so at most
     query_block x key_block distances exist at once and every image size reuses one compilation
-    per dictionary.
+    per dictionary. By default the blocks are sized for the default backend: on a CPU 512 x
+    2048 distances (4 MB, in cache; 38,400 queries of 128 dims against 20,000 keys took 1.3 s
+    on 2 cores against 4.7 s with blocks of 2048 x 8192), on accelerators 4096 x 8192.
     """
+    small = jax.default_backend() == "cpu"
+    query_block = query_block or (512 if small else 4096)
+    key_block = key_block or (2048 if small else 8192)
     queries = jnp.asarray(queries, jnp.float32)
     keys = jnp.asarray(keys, jnp.float32)
     chex.assert_rank([queries, keys], 2)
