@@ -2,7 +2,9 @@
 #
 #   make demo        the tour of every method on its offline preset -> runs/tour/index.html
 #                    (BUDGET=3: each section trains three times longer)
-#   make test        the fast test suite (what CI runs)
+#   make test        the fast test suite, then the smoke tests: each binary's default preset
+#                    for 5 steps, as a user first runs it (what CI runs)
+#   make test-smoke  the smoke tests alone
 #   make test-slow   the long tests (real training runs, full benchmark evaluations)
 #   make bench       speed benchmarks: one summary table of every comparison (DANN step and
 #                    warp vs PyTorch, JaxPaint vs libmypaint, N4-Fields inference; also
@@ -26,7 +28,7 @@ PYTEST_WORKERS ?= 2
 # make demo BUDGET=3: every section of the tour trains three times longer
 BUDGET ?= 1
 
-.PHONY: demo test test-slow bench lint system-packages clean
+.PHONY: demo test test-smoke test-slow bench lint system-packages clean
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -63,6 +65,10 @@ demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m smoke
+
+test-smoke: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m smoke
 
 test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	$(PY) -m pytest -q -m slow

@@ -28,6 +28,7 @@ except ImportError:
     pass
 
 ROOT = _ROOT
+FAST_SUITE = "not slow and not smoke"  # pyproject's addopts: what `pytest` runs by default
 
 
 def pytest_configure(config):
@@ -35,9 +36,10 @@ def pytest_configure(config):
     program to take a step or two. There, XLA's backend optimisations (LLVM's passes) cost more
     than they save, so the fast suite turns them off (JAX's `jax_disable_most_optimizations`,
     inherited by the binaries the tests start). Semantics do not change; the last digits of
-    transcendental functions may. A run that selects the slow tests (real training runs) keeps
-    full optimisation, as does a caller who sets `JAX_DISABLE_MOST_OPTIMIZATIONS` themselves."""
-    if config.getoption("markexpr", "") != "not slow":
+    transcendental functions may. A run that selects the slow tests (real training runs) or the
+    smoke tests (the default presets' 5-step runs, timed as a user runs them) keeps full
+    optimisation, as does a caller who sets `JAX_DISABLE_MOST_OPTIMIZATIONS` themselves."""
+    if config.getoption("markexpr", "") != FAST_SUITE:
         return
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
     if "jax" in sys.modules:
