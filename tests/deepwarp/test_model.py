@@ -38,7 +38,7 @@ def test_every_variant_maps_an_eye_to_an_eye_and_starts_as_the_identity(variant)
     if variant == "cfw_lcm":
         mask = np.asarray(out["mask"])
         assert mask.shape == (2, H, W, 1)
-        np.testing.assert_allclose(mask, 0.02, atol=1e-3)
+        np.testing.assert_allclose(mask, 0.002, atol=1e-4)
         np.testing.assert_allclose(out["output"], image * (1 - mask) + mask, atol=1e-5)
     else:
         np.testing.assert_allclose(out["output"], image, atol=1e-5)

@@ -59,18 +59,15 @@ def test_the_default_tour_reproduces_the_thesis_ordering_in_every_section(tmp_pa
         )
     )
     assert set(verdicts) == {"N4-Fields", "DeepWarp", "DANN", "SPIRAL"}
-    for method in ("N4-Fields", "DANN", "SPIRAL"):
+    for method in ("N4-Fields", "DeepWarp", "DANN", "SPIRAL"):
         assert "ordering holds" in verdicts[method], verdicts
     n4 = json.loads((tmp_path / "n4fields" / "results.json").read_text())
     assert n4["n4"]["ods"] > n4["patch"]["ods"] > n4["central"]["ods"] > 0.3  # Table 3.I
-    # fig. 4.7: coarse-to-fine warping beats one scale, which beats the unchanged input; the
-    # lightness correction's small gain does not show at 500 steps, and the page says why
+    # fig. 4.7: the lightness correction on coarse-to-fine warping beats coarse-to-fine warping,
+    # which beats one scale, which beats the unchanged input
     warp = json.loads((tmp_path / "deepwarp" / "results.json").read_text())
-    assert warp["cfw"]["mse"] < warp["ss"]["mse"] < warp["identity"]["mse"], warp
-    if warp["cfw_lcm"]["mse"] < warp["cfw"]["mse"]:
-        assert "ordering holds" in verdicts["DeepWarp"]
-    else:
-        assert "does not hold" in verdicts["DeepWarp"] and "Why:" in verdicts["DeepWarp"]
+    mse = [warp[name]["mse"] for name in ("cfw_lcm", "cfw", "ss", "identity")]
+    assert mse == sorted(mse), warp
 
 
 @pytest.mark.slow  # 2 to 5 minutes each on 2 cores; 12 runs
@@ -96,45 +93,10 @@ def test_the_n4_and_deepwarp_sections_rank_alike_on_any_seed_and_thread_count(
     page = (tmp_path / "index.html").read_text()
     if section == "n4fields":  # Table 3.I
         assert scores["n4"]["ods"] > scores["patch"]["ods"] > scores["central"]["ods"], scores
-        assert "ordering holds" in page
-    else:  # fig. 4.7, but for the lightness correction (see the whole-tour test)
-        assert scores["cfw"]["mse"] < scores["ss"]["mse"] < scores["identity"]["mse"], scores
-        lcm_leads = scores["cfw_lcm"]["mse"] < scores["cfw"]["mse"]
-        assert ("ordering holds" in page) == lcm_leads and (lcm_leads or "Why:" in page)
-
-
-# A user's first command, scaled down: `--config.num_steps=5` of the default preset, evaluation
-# included (the target: under two minutes on 2 cores). The fast suite runs it for SPIRAL
-# (test_spiral_binary) and SPIRAL's MCMC baseline (here). N4-Fields (its 12 held-out images
-# through four models, SIFT's dense 128-d search the longest), DeepWarp (four variants compiled
-# and evaluated) and DANN (SA's search, the SVMs and t-SNE at the preset's sizes) take 15-110 s
-# each, past what the fast suite can spend: slow tests here, and their binaries on tiny settings
-# in the fast suite (test_n4fields_binary, test_deepwarp_binary, test_dann_binary).
-SLOW_SMOKE = pytest.mark.slow
-
-
-@pytest.mark.parametrize(
-    "binary",
-    [
-        pytest.param("n4fields", marks=SLOW_SMOKE),
-        pytest.param("deepwarp", marks=SLOW_SMOKE),
-        pytest.param("dann", marks=SLOW_SMOKE),
-        "spiral_mcmc",
-    ],
-)
-def test_a_five_step_run_of_the_default_preset_is_a_quick_smoke_test(binary, tmp_path):
-    run = run_module(
-        f"experiments.{binary}",
-        f"--workdir={tmp_path}",
-        "--config.num_steps=5",
-        timeout=1200,
-        env=one_device_env(),  # as a user runs it
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "Traceback" not in run.stderr
-    assert list(tmp_path.rglob("*.png")), "no pictures written"
-    config = json.loads(next(tmp_path.rglob("config.json")).read_text())
-    assert config["num_steps"] == 5
+    else:  # fig. 4.7
+        mse = [scores[name]["mse"] for name in ("cfw_lcm", "cfw", "ss", "identity")]
+        assert mse == sorted(mse), scores
+    assert "ordering holds" in page
 
 
 def test_an_unknown_method_is_a_config_error(tmp_path):
