@@ -54,7 +54,10 @@ def test_a_five_step_run_of_the_default_preset_writes_its_report(binary, tmp_pat
 
 def test_a_five_step_run_of_spirals_mcmc_baseline(tmp_path):
     results = _five_steps("spiral_mcmc", tmp_path)
-    assert results
+    assert results["num_evaluations"] == 5
+    best = results["mean_best_l2_at"]
+    assert set(best) == {"1", "5"} and 0 < best["5"] <= best["1"]  # best-so-far never rises
+    picture(tmp_path / "reconstructions.png")
 
 
 def test_a_five_step_run_of_spirals_default_preset_writes_checkpoints_grids_and_gif(tmp_path):
