@@ -2,9 +2,11 @@
 #
 #   make demo        the tour of every method on its offline preset -> runs/tour/index.html
 #                    (BUDGET=3: each section trains three times longer)
-#   make test        the fast test suite, then the smoke tests: each binary's default preset
-#                    for 5 steps, as a user first runs it (what CI runs)
-#   make test-smoke  the smoke tests alone
+#   make test        the fast test suite (under 5 minutes on 2 cores), then the binaries end to
+#                    end: each default preset for 5 steps as a user first runs it (smoke) and
+#                    each binary's reports, resumption and packaging on tiny settings (e2e);
+#                    what CI runs
+#   make test-smoke  the smoke and e2e tests alone
 #   make test-slow   the long tests (real training runs, full benchmark evaluations)
 #   make bench       speed benchmarks: one summary table of every comparison (DANN step and
 #                    warp vs PyTorch, JaxPaint vs libmypaint, N4-Fields inference; also
@@ -65,10 +67,10 @@ demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m smoke
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "smoke or e2e"
 
 test-smoke: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m smoke
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "smoke or e2e"
 
 test-slow: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	$(PY) -m pytest -q -m slow

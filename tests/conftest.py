@@ -28,7 +28,7 @@ except ImportError:
     pass
 
 ROOT = _ROOT
-FAST_SUITE = "not slow and not smoke"  # pyproject's addopts: what `pytest` runs by default
+FAST_SUITE = "not slow and not smoke and not e2e"  # pyproject's addopts: `pytest`'s default
 
 
 def pytest_configure(config):
@@ -48,6 +48,16 @@ def pytest_configure(config):
         jax.config.update(
             "jax_disable_most_optimizations", os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] == "1"
         )
+
+
+@pytest.fixture(autouse=True)
+def _e2e_runs_unoptimised(request, monkeypatch):
+    """The `e2e` tests check what binaries write, not how fast: like the fast suite they run
+    them without XLA's backend optimisations (see `pytest_configure`), in any selection."""
+    if request.node.get_closest_marker("e2e") and "JAX_DISABLE_MOST_OPTIMIZATIONS" not in (
+        os.environ
+    ):
+        monkeypatch.setenv("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 
 @pytest.fixture(params=["jit", "eager"])

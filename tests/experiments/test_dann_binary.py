@@ -28,6 +28,7 @@ def _picture(path):
     return picture(path)
 
 
+@pytest.mark.e2e
 def test_dann_binary_writes_the_report_and_resumes(tmp_path):
     workdir = tmp_path / "dann"
     first = _run("experiments.dann", f"--workdir={workdir}", *TINY)

@@ -44,6 +44,7 @@ def _folders(root, per_class=16):
     return root
 
 
+@pytest.mark.e2e
 def test_folders_train_and_a_folder_is_classified_as_the_report_scored_it(tmp_path):
     data = _folders(tmp_path / "data")
     workdir = tmp_path / "run"

@@ -4,6 +4,7 @@ import json
 
 import jax
 import numpy as np
+import pytest
 
 from tests.experiments.binaries import picture, run_module
 from thesis_jax.deepwarp import export
@@ -26,6 +27,7 @@ TINY = [
 ]
 
 
+@pytest.mark.e2e
 def test_deepwarp_binary_trains_variants_and_writes_the_report(tmp_path):
     workdir = tmp_path / "deepwarp"
     run = run_module("experiments.deepwarp", f"--workdir={workdir}", *TINY, timeout=900)

@@ -34,6 +34,7 @@ BSDS = ROOT.parent / "shared" / "data" / "BSDS500"
 PRESETS = str(ROOT / "experiments" / "configs" / "n4fields.py")
 
 
+@pytest.mark.e2e
 def test_shapes_preset_trains_every_model_and_writes_the_table_3i_report(tmp_path):
     workdir = tmp_path / "shapes"
     run = run_module("experiments.n4fields", f"--workdir={workdir}", *TINY, timeout=1500)
@@ -203,8 +204,16 @@ def test_tour_section_shows_pictures_and_the_thesis_bsds_numbers(tmp_path, monke
     assert config.preset == "shapes" and tuple(config.models) == ("n4", "central", "patch")
     assert config.num_steps == 15 and config.train_images == 4 and config.eval_images == 2
     assert config.seed == 0 and config.learning_rate == 0.02  # N4-fields' rate on `shapes`
+    assert config.committee == 1
+    page = (tmp_path / "index.html").read_text()
+    assert "one network; the thesis averages a committee of three" in page
     run_tour(str(tmp_path / "again"), ["n4fields"], budget=0.01, seed=2)  # --seed=2
     assert runs[1].seed == 2
+    # a larger budget buys the thesis's committee of three first, then longer runs
+    for budget, committee, steps in ((2, 2, 1500), (3, 3, 1500), (6, 3, 3000)):
+        run_tour(str(tmp_path / f"budget{budget}"), ["n4fields"], budget=budget)
+        assert (runs[-1].committee, runs[-1].num_steps) == (committee, steps)
+    assert "one network" not in (tmp_path / "budget3" / "index.html").read_text()
 
 
 @pytest.mark.slow  # trains three models; the section's code runs in the fast test above

@@ -22,6 +22,7 @@ def _drawings(folder):
     return folder
 
 
+@pytest.mark.e2e
 def test_drawings_become_svg_strokes_and_a_photograph_is_refused(tmp_path):
     import skimage.data
 
