@@ -44,4 +44,5 @@ def main(steps: int, **overrides) -> dict:
 
 if __name__ == "__main__":
     overrides = dict(arg.split("=") for arg in sys.argv[3:])
-    print(json.dumps(main(int(sys.argv[2]), **{k: float(v) for k, v in overrides.items()})))
+    typed = {k: int(v) if k == "train_images" else float(v) for k, v in overrides.items()}
+    print(json.dumps(main(int(sys.argv[2]), **typed)))
