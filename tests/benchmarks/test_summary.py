@@ -13,6 +13,7 @@ import pytest
 from tests.benchmarks.runner import ROOT
 
 
+@pytest.mark.e2e
 def test_summary_tabulates_the_reports_it_ran_and_names_the_rest(tmp_path):
     reports, out = tmp_path / "reports", tmp_path / "summary.json"
     result = subprocess.run(

@@ -88,6 +88,7 @@ def _load(path: Path) -> dict[str, np.ndarray]:
         return dict(data)
 
 
+@pytest.mark.e2e
 def test_two_processes_agree_with_each_other_and_with_one_process(tmp_path, free_port):
     port = free_port()
     coordinator = f"127.0.0.1:{port}"

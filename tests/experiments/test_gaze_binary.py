@@ -173,6 +173,7 @@ def test_gaze_binary_never_overwrites_the_input_or_an_output_unasked(tmp_path, p
     assert not list(nested.parent.glob(".*"))
 
 
+@pytest.mark.e2e
 def test_gaze_binary_corrects_a_photo_only_around_the_eyes(tmp_path, photo):
     output = tmp_path / "out.png"
     run = run_module("experiments.gaze", f"--input={photo}", f"--output={output}",
