@@ -4,9 +4,9 @@ under two minutes each on 2 cores).
 
 These are the `smoke` tests: `make test` runs them after the fast suite (they train little but
 evaluate at the presets' full sizes, so together they would take the fast suite past its five
-minutes), on one device and with XLA's full optimisation, as a user runs the binaries;
-`make test-smoke` runs them alone. Each binary's paths are also tested on tiny settings in the
-fast suite (test_<binary>_binary.py).
+minutes), on one device and with XLA's full optimisation, as a user runs the binaries, beside
+the `e2e` tests; `make test-smoke` runs both. Each binary's paths are also tested on tiny
+settings (test_<binary>_binary.py: its error paths in the fast suite, its whole runs as `e2e`).
 """
 
 import json

@@ -43,6 +43,5 @@ def main(steps: int, **overrides) -> dict:
 
 
 if __name__ == "__main__":
-    overrides = dict(arg.split("=") for arg in sys.argv[3:])
-    typed = {k: int(v) if k == "train_images" else float(v) for k, v in overrides.items()}
-    print(json.dumps(main(int(sys.argv[2]), **typed)))
+    overrides = dict(arg.split("=") for arg in sys.argv[3:])  # typed by the preset's fields
+    print(json.dumps(main(int(sys.argv[2]), **overrides)))
