@@ -63,6 +63,7 @@ from peers import (
     write_json,
 )
 
+from experiments import startup
 from experiments.configs import dann as dann_configs
 from thesis_jax import dann
 from thesis_jax.core import TrainState, parallel
@@ -379,4 +380,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     sys.exit(main())

@@ -58,6 +58,7 @@ import jax
 import numpy as np
 import peers
 
+from experiments import startup
 from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
 
 DEFAULT_SIZES = "128x41x51x3,32x128x128x3"
@@ -392,4 +393,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     sys.exit(main())

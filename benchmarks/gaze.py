@@ -29,6 +29,8 @@ import time
 
 import numpy as np
 
+from experiments import startup
+
 
 def make_video(path: str, frames: int) -> None:
     """640 x 480 MJPEG frames of the astronaut's head drifting left to right."""
@@ -115,4 +117,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     main()

@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from experiments import startup
+
 BSDS_FACES = ("181018", "187083", "189003", "198004", "260081", "302003", "189080", "302008")
 """BSDS500 train/val photos where MediaPipe finds a face whose eyes are at least 16 px wide and
 both crops show an open eye (left out: 239096, a profile with downcast eyes whose second "eye"
@@ -273,4 +275,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     main()

@@ -52,6 +52,8 @@ from typing import Any
 import numpy as np
 from peers import write_json
 
+from experiments import startup
+
 THESIS_SECONDS_PER_IMAGE = 6.0  # sec. 3.3.3: 3 scales x a committee of 3 networks, its GPU
 DICTIONARY_CHUNK = 10_000  # patches sampled and encoded at a time (100k patches are 1.4 GB)
 BLUR_SIGMA = 1.5
@@ -341,4 +343,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     sys.exit(main())

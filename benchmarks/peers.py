@@ -55,8 +55,15 @@ def xla_cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def malloc_setting() -> str:
+    """The process's malloc as `experiments.startup` set it up (it moves CPU timings by 10-35%)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    return "glibc, huge pages" if "glibc.malloc.hugetlb=1" in tunables else "default"
+
+
 def jax_environment() -> dict[str, Any]:
-    """The report's fields on the JAX side: its version, its devices and XLA:CPU's threads."""
+    """The report's fields on the JAX side: its version, its devices, XLA:CPU's threads and
+    the malloc both sides run with (the PyTorch peer inherits the environment)."""
     import jax
 
     devices = jax.devices()
@@ -64,6 +71,7 @@ def jax_environment() -> dict[str, Any]:
         "jax_version": jax.__version__,
         "jax_devices": f"{len(devices)} x {devices[0].platform} ({devices[0].device_kind})",
         "xla_cpu_threads": xla_cpu_threads(),
+        "malloc": malloc_setting(),
     }
 
 
@@ -71,7 +79,8 @@ def environment_line(report: dict[str, Any]) -> str:
     """The report's line on what ran (the fields of `jax_environment`) and what the load means."""
     return (
         f"JAX {report['jax_version']} on {report['jax_devices']}; XLA:CPU threads = "
-        f"{report['xla_cpu_threads']}; load: the 1-min load average as each row started "
+        f"{report['xla_cpu_threads']}; malloc: {report.get('malloc', 'default')}; "
+        "load: the 1-min load average as each row started "
         "(above the thread count, other processes compete for the CPUs)"
     )
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import os
 
+from experiments import startup
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint parallelises tile work with OpenMP
 
 import argparse
@@ -198,4 +200,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     sys.exit(main())

@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import os
 
+from experiments import startup
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint's OpenMP pool, one tile per canvas
 
 import argparse
@@ -49,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from peers import write_json
+from peers import malloc_setting, write_json
 
 from thesis_jax import core
 from thesis_jax.spiral import actors, experiment, renderers, train
@@ -287,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"SPIRAL training, preset {args.preset}: batch {config.batch_size}, "
         f"{config.canvas_size}x{config.canvas_size} canvas, {config.episode_length}-step episodes; "
-        f"JAX on {device.platform} ({device.device_kind}); load average {load:.2f}"
+        f"JAX on {device.platform} ({device.device_kind}); malloc: {malloc_setting()}; "
+        f"load average {load:.2f}"
     )
     print(f"{'actors':<28}{'agent steps/s':>14}{'episodes/s':>12}{'critic steps/s':>16}")
     for row in rows:
@@ -325,10 +328,17 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  {op['ms_per_step']:>8.1f} ms {op['share']:>5.0%}  {op['layer']}  [{op['op']}]"
             )
-    payload = {"preset": args.preset, "load_average": load, "rows": rows, "ratio": ratio}
+    payload = {
+        "preset": args.preset,
+        "load_average": load,
+        "malloc": malloc_setting(),
+        "rows": rows,
+        "ratio": ratio,
+    }
     write_json(args.json_out, {**payload, "batch_sizes": batches, "profile": parts, "ops": ops})
     return 0
 
 
 if __name__ == "__main__":
+    startup.reexec_with_hugepages()  # the allocator the binaries run with
     sys.exit(main())
