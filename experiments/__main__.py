@@ -14,7 +14,7 @@ def binaries() -> list[tuple[str, str]]:
     """(module, first line of its docstring) of every `experiments.<name>` with a main."""
     found = []
     for path in sorted(pathlib.Path(__file__).parent.glob("*.py")):
-        if path.stem.startswith("_") or path.stem == "startup":
+        if path.stem.startswith("_"):
             continue
         source = path.read_text(encoding="utf-8")
         if "__main__" not in source:
