@@ -4,11 +4,11 @@ transparent huge pages.
 XLA:CPU allocates a compiled program's temporaries at every call (one block of tens to hundreds
 of MB for a training step) and frees them when the call returns. glibc serves blocks that large
 with fresh `mmap`ed memory, and the kernel faults it in and zeroes it 4 KiB at a time: a SPIRAL
-policy step on 2 cores took 28,000 page faults and 70 ms of kernel time per call. glibc's
+policy step on 2 cores took 28,000 page faults and 65-75 ms of kernel time per call. glibc's
 `glibc.malloc.hugetlb=1` tunable makes malloc ask for transparent huge pages (`madvise`) for
-such blocks, so the same memory comes in 2 MiB pages: 300 faults, and the step 209 -> 136 ms
-(README, "Speed"). The allocator is the same one, so libraries that bind their own symbols (MuJoCo's
-OSMesa renderer) are unaffected, as they were not with TCMalloc preloaded.
+such blocks, so the same memory comes in 2 MiB pages: 160-440 faults, and the step 171-205 ->
+131-151 ms (README, "Configs and binaries"). The allocator stays glibc's, so libraries that bind
+their own symbols (MuJoCo's OSMesa renderer) are unaffected, as they were not with TCMalloc.
 
 A glibc tunable is read once, when the process starts. `python -m experiments.<binary>` (and
 `python -m experiments`) therefore re-executes itself, before anything else is imported, with the
