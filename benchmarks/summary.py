@@ -29,6 +29,8 @@ import tempfile
 import time
 from typing import Any
 
+from experiments import startup
+
 HERE = pathlib.Path(__file__).resolve().parent
 
 # (report name, script, flags): what one full `make bench` summary runs.
@@ -72,7 +74,17 @@ def machine() -> dict[str, Any]:
         "cpus": len(os.sched_getaffinity(0)),
         "python": platform.python_version(),
         "load_1min_before": os.getloadavg()[0],
+        "malloc": benchmark_malloc(),
     }
+
+
+def benchmark_malloc() -> str:
+    """The malloc the benchmarks run with: each re-executes itself with glibc's huge pages where
+    `experiments.startup` can give them (the PyTorch peers inherit it)."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "")
+    glibc, thp = startup.glibc_version(), startup.transparent_hugepages()
+    granted = startup.hugepage_environment(os.environ, glibc, thp) is not None
+    return "glibc, huge pages" if granted or startup.TUNABLE in tunables else "default"
 
 
 def run_all(reports: pathlib.Path, quick: bool, only: set[str]) -> dict[str, str]:
@@ -221,7 +233,8 @@ def format_table(rows: list[dict], info: dict) -> str:
     lines = [
         f"Speed summary on {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}; load "
         f"average {info['load_1min_before']:.2f} before, {info.get('load_1min_after', 0):.2f} "
-        "after (above the CPU count, other processes competed)",
+        f"after (above the CPU count, other processes competed); malloc: "
+        f"{info.get('malloc', 'default')}",
         "",
         "| what | ours | theirs | ratio |",
         "|---|---|---|---|",

@@ -35,6 +35,7 @@ def test_summary_tabulates_the_reports_it_ran_and_names_the_rest(tmp_path):
     assert "| what | ours | theirs | ratio |" in result.stdout
     summary = json.loads(out.read_text())
     assert summary["machine"]["cpus"] >= 1 and "load_1min_after" in summary["machine"]
+    assert f"malloc: {summary['machine']['malloc']}" in result.stdout
     rows = {row["what"]: row for row in summary["rows"]}
     paint = json.loads((reports / "paint.json").read_text())
     libmypaint = next(r for r in paint["rows"] if r["name"].startswith("LibMyPaint"))
