@@ -16,6 +16,8 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any
 
+from experiments import startup
+
 SKIPPED_EXIT_CODE = 3
 
 
@@ -56,9 +58,10 @@ def xla_cpu_threads() -> int:
 
 
 def malloc_setting() -> str:
-    """The process's malloc as `experiments.startup` set it up (it moves CPU timings by 10-35%)."""
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
-    return "glibc, huge pages" if "glibc.malloc.hugetlb=1" in tunables else "default"
+    """The process's malloc as `experiments.startup` set it up (it changes some CPU timings by up
+    to 2x: README, "Configs and binaries")."""
+    tunables = os.environ.get("GLIBC_TUNABLES", "").split(":")
+    return "glibc, huge pages" if startup.TUNABLE in tunables else "default"
 
 
 def jax_environment() -> dict[str, Any]:

@@ -29,6 +29,8 @@ import tempfile
 import time
 from typing import Any
 
+import peers
+
 from experiments import startup
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -81,10 +83,10 @@ def machine() -> dict[str, Any]:
 def benchmark_malloc() -> str:
     """The malloc the benchmarks run with: each re-executes itself with glibc's huge pages where
     `experiments.startup` can give them (the PyTorch peers inherit it)."""
-    tunables = os.environ.get("GLIBC_TUNABLES", "")
     glibc, thp = startup.glibc_version(), startup.transparent_hugepages()
-    granted = startup.hugepage_environment(os.environ, glibc, thp) is not None
-    return "glibc, huge pages" if granted or startup.TUNABLE in tunables else "default"
+    if startup.hugepage_environment(os.environ, glibc, thp) is not None:
+        return "glibc, huge pages"
+    return peers.malloc_setting()  # what this process has is what they keep
 
 
 def run_all(reports: pathlib.Path, quick: bool, only: set[str]) -> dict[str, str]:
