@@ -35,7 +35,8 @@ def main() -> int:
     thp = startup.transparent_hugepages() or "unknown"
     print(f"  transparent huge pages: {thp} ({startup.THP_SETTING})")
     print(f"  GLIBC_TUNABLES: {tunables}")
-    print(f"  re-executed for huge pages: {'yes' if startup.REEXECUTED in os.environ else 'no'}")
+    reexecuted = os.environ.get(startup.REEXECUTED) == str(os.getpid())
+    print(f"  re-executed for huge pages: {'yes' if reexecuted else 'no'}")
     faults = startup.page_faults_touching(64)
     print(f"  page faults touching 64 MiB of fresh memory: {faults:,}")
     return 0

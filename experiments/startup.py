@@ -33,7 +33,9 @@ from collections.abc import Mapping, Sequence
 
 TUNABLE = "glibc.malloc.hugetlb=1"
 OPT_OUT = "THESIS_JAX_HUGEPAGES"  # "0" keeps the process as it was started
-REEXECUTED = "THESIS_JAX_REEXECUTED"  # set in the re-executed process: never twice
+# The PID that re-executed itself (exec keeps it): that process never does it twice, while its
+# children, other PIDs, are judged on their own environment.
+REEXECUTED = "THESIS_JAX_REEXECUTED"
 THP_SETTING = "/sys/kernel/mm/transparent_hugepage/enabled"
 MIN_GLIBC = (2, 35)  # the first glibc with glibc.malloc.hugetlb
 
@@ -60,19 +62,22 @@ def transparent_hugepages(path: str = THP_SETTING) -> str | None:
 
 
 def hugepage_environment(
-    environ: Mapping[str, str], glibc: tuple[int, int] | None, thp: str | None
+    environ: Mapping[str, str], glibc: tuple[int, int] | None, thp: str | None, pid: int
 ) -> dict[str, str] | None:
-    """The environment to re-execute with, or None when this process should stay as it is."""
+    """The environment for process `pid` to re-execute with, or None when it should stay as it
+    is."""
     if environ.get(OPT_OUT, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    if REEXECUTED in environ or glibc is None or glibc < MIN_GLIBC or thp != "madvise":
+    if environ.get(REEXECUTED) == str(pid):  # glibc dropped the tunable (secure mode): no loop
+        return None
+    if glibc is None or glibc < MIN_GLIBC or thp != "madvise":
         return None
     if "malloc" in environ.get("LD_PRELOAD", ""):  # tcmalloc, jemalloc: glibc's is not used
         return None
     tunables = [t for t in environ.get("GLIBC_TUNABLES", "").split(":") if t]
     if any(t.startswith("glibc.malloc.hugetlb=") for t in tunables):
         return None  # the user chose
-    return {**environ, "GLIBC_TUNABLES": ":".join([*tunables, TUNABLE]), REEXECUTED: "1"}
+    return {**environ, "GLIBC_TUNABLES": ":".join([*tunables, TUNABLE]), REEXECUTED: str(pid)}
 
 
 def binary_module(argv: Sequence[str]) -> str | None:
@@ -92,7 +97,9 @@ def binary_module(argv: Sequence[str]) -> str | None:
 def reexec_with_hugepages() -> None:
     """Re-executes this program (same interpreter, arguments, PID) with huge-page malloc, unless
     it has it or cannot get it (the module docstring); returns when nothing is done."""
-    environ = hugepage_environment(os.environ, glibc_version(), transparent_hugepages())
+    environ = hugepage_environment(
+        os.environ, glibc_version(), transparent_hugepages(), os.getpid()
+    )
     if environ is None or not getattr(sys, "orig_argv", None):
         return
     sys.stdout.flush()

@@ -12,6 +12,7 @@ import pytest
 from experiments import startup
 
 GLIBC = (2, 36)
+PID = 4242
 
 
 @pytest.mark.parametrize(
@@ -34,10 +35,19 @@ def test_binary_module_is_found_only_for_python_dash_m_experiments(argv, module)
 
 def test_the_tunable_is_added_to_the_users_own():
     environ = {"PATH": "/bin", "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}
-    new = startup.hugepage_environment(environ, GLIBC, "madvise")
+    new = startup.hugepage_environment(environ, GLIBC, "madvise", PID)
     assert new["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1"
-    assert new["PATH"] == "/bin" and new[startup.REEXECUTED] == "1"
-    assert startup.hugepage_environment({}, GLIBC, "madvise")["GLIBC_TUNABLES"] == startup.TUNABLE
+    assert new["PATH"] == "/bin" and new[startup.REEXECUTED] == str(PID)
+    fresh = startup.hugepage_environment({}, GLIBC, "madvise", PID)
+    assert fresh["GLIBC_TUNABLES"] == startup.TUNABLE
+
+
+def test_a_child_that_lost_the_tunable_gets_it_again_but_the_same_process_never_loops():
+    parent = startup.hugepage_environment({}, GLIBC, "madvise", PID)
+    child = {k: v for k, v in parent.items() if k != "GLIBC_TUNABLES"}  # e.g. a cleaned env
+    assert startup.hugepage_environment(child, GLIBC, "madvise", PID + 1) is not None
+    assert startup.hugepage_environment(child, GLIBC, "madvise", PID) is None
+    assert startup.hugepage_environment(parent, GLIBC, "madvise", PID + 1) is None  # has it
 
 
 @pytest.mark.parametrize(
@@ -46,7 +56,7 @@ def test_the_tunable_is_added_to_the_users_own():
         ({"GLIBC_TUNABLES": "glibc.malloc.hugetlb=0"}, GLIBC, "madvise"),  # the user chose
         ({startup.OPT_OUT: "0"}, GLIBC, "madvise"),
         ({startup.OPT_OUT: "off"}, GLIBC, "madvise"),
-        ({startup.REEXECUTED: "1"}, GLIBC, "madvise"),  # never twice
+        ({startup.REEXECUTED: str(PID)}, GLIBC, "madvise"),  # never twice
         ({"LD_PRELOAD": "/usr/lib/libtcmalloc_minimal.so.4"}, GLIBC, "madvise"),
         ({}, None, "madvise"),  # musl, macOS
         ({}, (2, 34), "madvise"),  # no hugetlb tunable yet
@@ -56,7 +66,7 @@ def test_the_tunable_is_added_to_the_users_own():
     ],
 )
 def test_nothing_is_re_executed_when_it_would_not_help_or_the_user_said_no(environ, glibc, thp):
-    assert startup.hugepage_environment(environ, glibc, thp) is None
+    assert startup.hugepage_environment(environ, glibc, thp, PID) is None
 
 
 def test_the_kernels_setting_is_the_bracketed_mode(tmp_path):
