@@ -83,8 +83,7 @@ def machine() -> dict[str, Any]:
 def benchmark_malloc() -> str:
     """The malloc the benchmarks run with: each re-executes itself with glibc's huge pages where
     `experiments.startup` can give them (the PyTorch peers inherit it)."""
-    glibc, thp = startup.glibc_version(), startup.transparent_hugepages()
-    if startup.hugepage_environment(os.environ, glibc, thp, os.getpid()) is not None:
+    if startup.reexec_environment() is not None:
         return "glibc, huge pages"
     return peers.malloc_setting()  # what this process has is what they keep
 

@@ -80,6 +80,11 @@ def hugepage_environment(
     return {**environ, "GLIBC_TUNABLES": ":".join([*tunables, TUNABLE]), REEXECUTED: str(pid)}
 
 
+def reexec_environment() -> dict[str, str] | None:
+    """`hugepage_environment` of this process: what it would re-execute with, None if nothing."""
+    return hugepage_environment(os.environ, glibc_version(), transparent_hugepages(), os.getpid())
+
+
 def binary_module(argv: Sequence[str]) -> str | None:
     """The module of `python [options] -m experiments[.<name>] ...`, None for any other command."""
     args = iter(argv[1:])
@@ -97,9 +102,7 @@ def binary_module(argv: Sequence[str]) -> str | None:
 def reexec_with_hugepages() -> None:
     """Re-executes this program (same interpreter, arguments, PID) with huge-page malloc, unless
     it has it or cannot get it (the module docstring); returns when nothing is done."""
-    environ = hugepage_environment(
-        os.environ, glibc_version(), transparent_hugepages(), os.getpid()
-    )
+    environ = reexec_environment()
     if environ is None or not getattr(sys, "orig_argv", None):
         return
     sys.stdout.flush()
