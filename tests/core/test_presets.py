@@ -152,6 +152,23 @@ def test_check_common_names_every_bad_count_and_the_workdir_is_made_after(tmp_pa
     )
 
 
+def test_zero_steps_only_evaluate_a_given_trained_model(tmp_path):
+    """README's `--config.agent=mnist --config.num_steps=0` evaluates the shipped agent; without
+    an agent, 0 steps is a mistake, and the message says what 0 is for."""
+    spiral_presets = os.path.join(ROOT, "experiments", "configs", "spiral.py")
+    given = presets.get_config("digits", spiral_presets, {"num_steps": "0", "agent": "mnist"})
+    presets.check_common(given, tmp_path)  # no error
+    alone = presets.get_config("digits", spiral_presets, {"num_steps": "0"})
+    with pytest.raises(presets.ConfigError) as raised:
+        presets.check_common(alone, tmp_path)
+    assert str(raised.value) == (
+        "config.num_steps must be >= 1, got 0 (0 evaluates a trained model: give config.agent)"
+    )
+    negative = presets.get_config("digits", spiral_presets, {"num_steps": "-1", "agent": "mnist"})
+    with pytest.raises(presets.ConfigError, match=r"^config.num_steps must be >= 0, got -1$"):
+        presets.check_common(negative, tmp_path)
+
+
 def test_user_errors_leave_in_one_line_unless_debugging(monkeypatch, capsys):
     monkeypatch.delenv("THESIS_JAX_DEBUG", raising=False)
     cases = [

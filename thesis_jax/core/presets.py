@@ -198,14 +198,29 @@ POSITIVE_FIELDS = ("num_steps", "batch_size", "eval_batch_size", "keep_checkpoin
 INTERVAL_FIELDS = ("log_every", "eval_every", "checkpoint_every", "sample_every")
 
 
+# A config that names a trained model to start from (SPIRAL's `agent`) may run 0 steps: it
+# then only evaluates that model (core.train with num_steps=0).
+STARTING_MODEL_FIELDS = ("agent",)
+
+
+def _count_problem(config: ml_collections.ConfigDict, name: str) -> str | None:
+    value = config.get(name)
+    if not isinstance(value, int):
+        return None
+    evaluates = name == "num_steps" and any(config.get(f) for f in STARTING_MODEL_FIELDS)
+    lowest = 0 if evaluates else 1
+    if value >= lowest:
+        return None
+    could = name == "num_steps" and any(f in config for f in STARTING_MODEL_FIELDS)
+    hint = " (0 evaluates a trained model: give config.agent)" if could and value == 0 else ""
+    return f"config.{name} must be >= {lowest}, got {value}{hint}"
+
+
 def check_common(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
-    """What every run needs before any work: positive counts, non-negative intervals, and a
-    workdir that is not a file. Raises ConfigError with every problem found, one clause each."""
-    problems = [
-        f"config.{name} must be >= 1, got {config[name]}"
-        for name in POSITIVE_FIELDS
-        if isinstance(config.get(name), int) and config[name] < 1
-    ]
+    """What every run needs before any work: positive counts (num_steps may be 0 when the
+    config starts from a trained model: an evaluation), non-negative intervals, and a workdir
+    that is not a file. Raises ConfigError with every problem found, one clause each."""
+    problems = [p for name in POSITIVE_FIELDS if (p := _count_problem(config, name))]
     problems += [
         f"config.{name} must be >= 0 (0: off), got {config[name]}"
         for name in INTERVAL_FIELDS
