@@ -80,16 +80,23 @@ def eyes_of(photo: np.ndarray, mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 KNOWN_SHIFT = 0.09
 """The synthetic iris shift of the measurement check (eye widths; a real eye turned ~15 deg)."""
+SMALL_SHIFTS = (0.03, 0.06)
+"""Smaller known shifts, checked by template matching only: a real eye turned 5 and 10 deg."""
 
 
 def measure_known_shift(photo: np.ndarray, landmarks: np.ndarray, mesh) -> dict[str, list]:
     """Moves every eye's iris by KNOWN_SHIFT (`gain.move_iris`) and asks `gain.iris_shift` and
     MediaPipe's iris landmark (the face mesh run again on the moved photo) how far it moved:
-    the share of the known shift each finds, per eye."""
+    the share of the known shift each finds, per eye; and `gain.iris_shift`'s share of each of
+    SMALL_SHIFTS (keys "template <shift>"), where the smallest redirections' gains are read."""
     from thesis_jax.deepwarp import gain, gaze
 
     found: dict[str, list] = {"template": [], "mediapipe": []}
+    found |= {f"template {shift:g}": [] for shift in SMALL_SHIFTS}
     for points in landmarks:
+        for shift in SMALL_SHIFTS:
+            moved = gain.move_iris(photo, points, shift)
+            found[f"template {shift:g}"].append(gain.iris_shift(photo, moved, points).up / shift)
         moved = gain.move_iris(photo, points, KNOWN_SHIFT)
         found["template"].append(gain.iris_shift(photo, moved, points).up / KNOWN_SHIFT)
         again, _ = gaze.mesh_to_eyes(mesh(np.clip(moved, 0, 255).round().astype(np.uint8)))
@@ -218,7 +225,7 @@ def main() -> None:
 
     photos = real_photos(beside_repository(args.bsds_dir), BSDS_FACES[: args.photos])
     shown, per_photo, gains, every = [], {}, [], []
-    check: dict[str, list] = {"template": [], "mediapipe": []}
+    check: dict[str, list] = {}
     with FaceMesh(max_faces=4) as mesh:
         for name, photo in photos:
             photo, landmarks, mirrored = eyes_of(photo, mesh)
@@ -234,7 +241,7 @@ def main() -> None:
             if len(shown) < 4 and len(landmarks) >= 2:
                 shown.append((photo, (landmarks[:2], mirrored[:2])))
             for kind, values in measure_known_shift(photo, landmarks, mesh).items():
-                check[kind] += values
+                check[kind] = check.get(kind, []) + values
     rows["model, real photos"] = np.concatenate(gains, axis=1)
     rows["real, every match"] = np.concatenate(every, axis=1)
     report["real"] = per_photo
@@ -261,7 +268,11 @@ def main() -> None:
     print(f"\nthe measurement on the real photos' eyes, each iris moved {KNOWN_SHIFT:g} eye widths "
           f"(gain.move_iris): iris_shift finds {known['template']['median']:.2f} of it, "
           f"MediaPipe's iris landmarks on the moved photo {known['mediapipe']['median']:.2f} "
-          f"[{known['mediapipe']['q25']:.2f}-{known['mediapipe']['q75']:.2f}]")  # fmt: skip
+          f"[{known['mediapipe']['q25']:.2f}-{known['mediapipe']['q75']:.2f}]; moved "
+          + " and ".join(f"{shift:g}" for shift in SMALL_SHIFTS)
+          + " (a real eye turned 5 and 10 degrees), iris_shift finds "
+          + " and ".join(f"{known[f'template {shift:g}']['median']:.2f}"
+                         for shift in SMALL_SHIFTS))  # fmt: skip
     report["renderer_geometry"] = renderer_geometry()
     print("\nthe renderer's geometry (5-95% of identities) beside typical adult eyes:")
     for row in report["renderer_geometry"]:
