@@ -58,6 +58,9 @@ def test_the_readme_has_commands_for_every_binary_it_documents():
     assert binaries >= set(BINARIES) - {"experiments.spiral_mcmc"}
     assert binaries >= {"experiments.gaze", "experiments.edges", "experiments.paint"}
     assert len(COMMANDS) >= 35
+    for binary, (preset_file, default, _) in BINARIES.items():  # the table follows the binaries
+        source = (ROOT / (binary.replace(".", "/") + ".py")).read_text()
+        assert f'default_preset="{default}"' in source and f'"{preset_file}"' in source, binary
 
 
 def _defined_flags(binary: str) -> set[str]:
