@@ -1,6 +1,6 @@
-"""Every command README.md gives for an experiment binary names flags the binary defines, and
-for the binaries with presets, parses and passes their config checks (`presets.check_common`,
-then the method's `check_config`), without running anything.
+"""Every command README.md and BUILD.md give for an experiment binary names flags the binary
+defines, and for the binaries with presets, parses and passes their config checks
+(`presets.check_common`, then the method's `check_config`), without running anything.
 
 A README command that a later change breaks (a renamed flag or field, a new check) fails here,
 in the fast suite, instead of in a user's terminal.
@@ -33,11 +33,14 @@ BINARIES = {
 }
 
 
+DOCUMENTS = ("README.md", "BUILD.md")
+
+
 def readme_commands() -> list[tuple[str, list[str]]]:
-    """(binary, arguments) of every `python -m experiments.<binary> ...` of README.md: the code
+    """(binary, arguments) of every `python -m experiments.<binary> ...` of DOCUMENTS: the code
     lines (continuations joined, comments dropped) and the commands quoted whole in the prose;
     the brackets of optional arguments are dropped."""
-    text = (ROOT / "README.md").read_text().replace("\\\n", " ")
+    text = "\n".join((ROOT / name).read_text() for name in DOCUMENTS).replace("\\\n", " ")
     found = []
     for line in text.splitlines():
         code = re.match(r"\s*python -m (experiments\.\w+)(.*)", line)
