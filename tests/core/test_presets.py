@@ -192,6 +192,7 @@ def test_user_errors_leave_in_one_line_unless_debugging(monkeypatch, capsys):
 def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):
     config = presets.get_config("digits", DANN_PRESETS)
     presets.claim_workdir(config, tmp_path)
+    (tmp_path / "checkpoints").mkdir()  # the run started
     presets.claim_workdir(config, tmp_path)  # the same config resumes
     relogged = presets.get_config("digits", DANN_PRESETS, {"log_every": "7"})
     presets.claim_workdir(relogged, tmp_path)  # logging cadence may change
@@ -206,6 +207,21 @@ def test_claim_workdir_refuses_to_mix_two_configs(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["num_steps"] == 3000
     with pytest.raises(presets.ConfigError, match=r"num_steps: 3000 -> 2000"):
         presets.claim_workdir(config, tmp_path, may_grow=("num_steps",))
+
+
+def test_a_workdir_with_only_its_config_is_taken_over_by_the_corrected_command(tmp_path):
+    """A run that stopped before any work (here: a capture folder that does not exist) leaves
+    only config.json; the user's corrected command must not be refused as "a different run"."""
+    workdir = tmp_path / "run"
+    deepwarp_presets = os.path.join(ROOT, "experiments", "configs", "deepwarp.py")
+    wrong = presets.get_config("folder", deepwarp_presets, {"data_dir": str(tmp_path / "typo")})
+    presets.claim_workdir(wrong, workdir)
+    fixed = presets.get_config("folder", deepwarp_presets, {"data_dir": str(tmp_path / "caps")})
+    presets.claim_workdir(fixed, workdir)
+    assert json.loads((workdir / "config.json").read_text())["data_dir"].endswith("caps")
+    (workdir / "metrics.jsonl").write_text("{}\n")  # once the run has written anything, it is one
+    with pytest.raises(presets.ConfigError, match="holds a run with a different config"):
+        presets.claim_workdir(wrong, workdir)
 
 
 def test_binary_reports_a_missing_dataset_with_instructions(tmp_path):

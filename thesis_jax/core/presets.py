@@ -160,7 +160,9 @@ def claim_workdir(
     Resuming a run with a different config would silently mix two experiments (a finished
     2000-step run "resumed" with `num_steps=100` would report the 2000-step model), so any
     difference outside `may_differ` raises ConfigError naming the fields; a field in `may_grow`
-    (e.g. "num_steps": train a finished run further) may only increase.
+    (e.g. "num_steps": train a finished run further) may only increase. A workdir that holds
+    nothing but config.json is no run: its attempt stopped before any work (a missing dataset,
+    a bad path), so the corrected command takes the folder over.
     """
     import json
 
@@ -168,7 +170,8 @@ def claim_workdir(
 
     path = Path(workdir) / "config.json"
     current = json.loads(config.to_json_best_effort())
-    if path.exists():
+    started = path.exists() and any(p.name != "config.json" for p in Path(workdir).iterdir())
+    if started:
         previous = json.loads(path.read_text())
         changed = sorted(
             key
