@@ -241,7 +241,7 @@ def main() -> None:
             if len(shown) < 4 and len(landmarks) >= 2:
                 shown.append((photo, (landmarks[:2], mirrored[:2])))
             for kind, values in measure_known_shift(photo, landmarks, mesh).items():
-                check[kind] = check.get(kind, []) + values
+                check.setdefault(kind, []).extend(values)
     rows["model, real photos"] = np.concatenate(gains, axis=1)
     rows["real, every match"] = np.concatenate(every, axis=1)
     report["real"] = per_photo

@@ -203,20 +203,17 @@ INTERVAL_FIELDS = ("log_every", "eval_every", "checkpoint_every", "sample_every"
 
 # A config that names a trained model to start from (SPIRAL's `agent`) may run 0 steps: it
 # then only evaluates that model (core.train with num_steps=0).
-STARTING_MODEL_FIELDS = ("agent",)
+STARTING_MODEL = "agent"
 
 
 def _count_problem(config: ml_collections.ConfigDict, name: str) -> str | None:
     value = config.get(name)
-    if not isinstance(value, int):
+    can_evaluate = name == "num_steps" and STARTING_MODEL in config
+    lowest = 0 if can_evaluate and config[STARTING_MODEL] else 1
+    if not isinstance(value, int) or value >= lowest:
         return None
-    evaluates = name == "num_steps" and any(config.get(f) for f in STARTING_MODEL_FIELDS)
-    lowest = 0 if evaluates else 1
-    if value >= lowest:
-        return None
-    could = name == "num_steps" and any(f in config for f in STARTING_MODEL_FIELDS)
-    hint = " (0 evaluates a trained model: give config.agent)" if could and value == 0 else ""
-    return f"config.{name} must be >= {lowest}, got {value}{hint}"
+    hint = f" (0 evaluates a trained model: give config.{STARTING_MODEL})" if can_evaluate else ""
+    return f"config.{name} must be >= {lowest}, got {value}{hint if value == 0 else ''}"
 
 
 def check_common(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> None:
