@@ -22,7 +22,7 @@ dab offsets and radii turned off), without a per-dab loop:
   dab opacities, and the sum along a straight piece of the curve is a line integral of the dab
   profile, closed-form because the profile is linear in rr (`dab_line_integral`).
 * The curve is cut into `STROKE_SEGMENTS` straight pieces, so a stroke costs
-  [batch, segments, height, width] elementwise work that XLA fuses into one reduction: no dab
+  [batch, segments, height, width] elementwise work that XLA fuses into one loop: no dab
   count to cap, no beading of thin strokes, and whole episodes run in one `jax.jit` +
   `lax.scan`.
 
@@ -192,33 +192,41 @@ def dab_line_integral(start: jax.Array, end: jax.Array, radius: jax.Array, size:
     segment's points c_s(u), m the two-segment `dab_profile`. m is linear in rr on each
     segment, so at perpendicular distance v and along-segment offset w the integrand is
     a + b (w^2 + v^2) / r^2, whose integral is the cubic w (a + b v^2 / r^2 + b w^2 / (3 r^2)).
+
+    The segments are summed one after another (a Python loop, unrolled into one XLA fusion of
+    [B, size, size] work per segment) rather than as a [B, S, size, size] reduction: XLA:CPU
+    compiles the elementwise chain into one vectorised loop, 3.5-4x faster than the reduction
+    (`benchmarks/spiral_envs.py`), the sums equal to float32 rounding.
     """
     delta = end - start
     length = jnp.linalg.norm(delta, axis=-1)  # [B, S]
     direction = delta / jnp.maximum(length, 1e-6)[..., None]
     centres = jnp.arange(size, dtype=jnp.float32) + 0.5
-    dx = centres[None, None, None, :] - start[..., 0, None, None]  # [B, S, 1, W]
-    dy = centres[None, None, :, None] - start[..., 1, None, None]  # [B, S, H, 1]
-    along = dx * direction[..., 0, None, None] + dy * direction[..., 1, None, None]
-    across2 = jnp.maximum(dx * dx + dy * dy - along * along, 0.0)  # [B, S, H, W]
-    radius2 = (radius**2)[:, None, None, None]
-    inv_r2 = 1.0 / radius2
-    # rr <= HARDNESS: 1 - (1 / h - 1) rr; HARDNESS < rr <= 1: h (1 - rr) / (1 - h).
+    radius2 = (radius**2)[:, None, None]  # [B, 1, 1]
+    inner_radius2 = HARDNESS * radius2
+    # rr <= HARDNESS: 1 - (1 / h - 1) rr; HARDNESS < rr <= 1: h (1 - rr) / (1 - h). The inner
+    # piece is integrated as (inner minus outer) over |w| <= inner limit, plus the outer piece.
     outer_offset = HARDNESS / (1.0 - HARDNESS)
-    inner = (1.0 - outer_offset, outer_offset - (1.0 / HARDNESS - 1.0))  # inner minus outer
-    outer = (outer_offset, -outer_offset)
-    inner_limit = jnp.sqrt(jnp.maximum(HARDNESS * radius2 - across2, 0.0))
-    outer_limit = jnp.sqrt(jnp.maximum(radius2 - across2, 0.0))
-
-    def integral(offset_slope, limit):  # int over w in [-along, L - along], |w| <= limit
-        offset, slope = offset_slope
-        linear = offset + slope * across2 * inv_r2
-        cubic = slope * inv_r2 / 3.0
-        w1 = jnp.clip(length[..., None, None] - along, -limit, limit)
-        w0 = jnp.clip(-along, -limit, limit)
-        return w1 * (linear + cubic * w1 * w1) - w0 * (linear + cubic * w0 * w0)
-
-    return jnp.sum(integral(inner, inner_limit) + integral(outer, outer_limit), axis=1)
+    pieces = (
+        (1.0 - outer_offset, outer_offset - (1.0 / HARDNESS - 1.0), inner_radius2),
+        (outer_offset, -outer_offset, radius2),
+    )
+    total = jnp.zeros((start.shape[0], size, size), jnp.float32)
+    for s in range(start.shape[1]):
+        dx = centres[None, None, :] - start[:, s, 0, None, None]  # [B, 1, W]
+        dy = centres[None, :, None] - start[:, s, 1, None, None]  # [B, H, 1]
+        ux, uy = direction[:, s, 0, None, None], direction[:, s, 1, None, None]
+        along = dx * ux + dy * uy  # [B, H, W]
+        across2 = jnp.square(dx * uy - dy * ux)
+        w1 = length[:, s, None, None] - along  # the segment is w in [-along, L - along]
+        for offset, slope, limit2 in pieces:
+            limit = jnp.sqrt(jnp.maximum(limit2 - across2, 0.0))
+            linear = offset + slope / radius2 * across2
+            cubic = slope / (3.0 * radius2)
+            hi = jnp.clip(w1, -limit, limit)
+            lo = jnp.clip(-along, -limit, limit)
+            total = total + hi * (linear + cubic * hi * hi) - lo * (linear + cubic * lo * lo)
+    return total
 
 
 def stroke_coverage(
