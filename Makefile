@@ -18,8 +18,9 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 # Debian packages the project uses: fonts (Syn Numbers), libmypaint and its brushes (SPIRAL's
-# paint environment), OSMesa and EGL (MuJoCo's offscreen rendering on CPU / GPU).
-SYSTEM_PACKAGES := fonts-dejavu-core libmypaint-1.5-1 mypaint-brushes libosmesa6 libegl1
+# paint environment), OSMesa and EGL (MuJoCo's offscreen rendering on CPU / GPU), g++ (JaxPaint's
+# compiled CPU stroke kernel, built on first use).
+SYSTEM_PACKAGES := fonts-dejavu-core libmypaint-1.5-1 mypaint-brushes libosmesa6 libegl1 g++
 # The first Python >= 3.12 found: python3.12, pyenv's, then python3.13 / python3.
 PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 \
 	/root/.pyenv/versions/3.12*/bin/python3.12 /usr/local/bin/python3.12 /usr/bin/python3.12 \

@@ -12,7 +12,10 @@ with a fixed seed (so every renderer paints the same strokes):
 - JaxPaint: whole 20-step episodes as one `jax.jit` of a `lax.scan` over `render_step`, at batch
   sizes 1, 64 and 1024 on the default JAX device (the GPU when there is one); strokes per
   second = batch * 20 / time. The first call (compilation) is untimed, then the median of
-  `--repeats` timed calls, each up to `jax.block_until_ready`.
+  `--repeats` timed calls, each up to `jax.block_until_ready`. On a CPU, "JaxPaint" renders
+  strokes with its compiled stroke kernel (`spiral.envs.stroke_kernel`) when it could be built,
+  and the "JaxPaint XLA" rows (`--no-xla-only-too` drops them) without it: the dense XLA
+  version every device runs, i.e. before and after the kernel in one run.
 
 Every figure is the median over `--repeats` timed repeats; the table prints the range too and
 the ratio to LibMyPaint. The 1-min load average is shown: other work on the same CPUs makes the
@@ -31,6 +34,7 @@ from experiments import startup
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # libmypaint parallelises tile work with OpenMP
 
 import argparse
+import contextlib
 import json
 import pathlib
 import statistics
@@ -117,11 +121,12 @@ def bench_mujoco(renders: int, repeats: int, seed: int) -> dict:
     }
 
 
-def bench_jax_paint(batch: int, repeats: int, seed: int) -> dict:
+def bench_jax_paint(batch: int, repeats: int, seed: int, xla_only: bool = False) -> dict:
+    """JaxPaint episodes in one jit; on a CPU with its compiled stroke kernel unless `xla_only`."""
     import jax
     import jax.numpy as jnp
 
-    from thesis_jax.spiral.envs import jax_paint, spec
+    from thesis_jax.spiral.envs import jax_paint, spec, stroke_kernel
 
     config = spec.PaintConfig()
     action_spec = spec.paint_action_spec(config)
@@ -136,11 +141,14 @@ def bench_jax_paint(batch: int, repeats: int, seed: int) -> dict:
         state, _ = jax.lax.scan(body, jax_paint.init_state(config, batch), actions)
         return state.canvas
 
-    jax.block_until_ready(episode(actions))
+    with stroke_kernel.disabled() if xla_only else contextlib.nullcontext():
+        jax.block_until_ready(episode(actions))  # traced here: with or without the kernel
     times = _time(lambda: jax.block_until_ready(episode(actions)), repeats)
     device = jax.devices()[0]
+    kernel = not xla_only and device.platform == "cpu" and stroke_kernel.enabled()
     return {
-        "name": f"JaxPaint batch {batch}",
+        "name": f"JaxPaint {'XLA ' if xla_only else ''}batch {batch}",
+        "stroke_kernel": kernel,
         "device": device.platform,
         "batch": batch,
         "units": EPISODE_LENGTH * batch,
@@ -158,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", default="", help="comma list of: libmypaint, mujoco, jax_paint")
     parser.add_argument("--json-out", default="")
+    parser.add_argument(
+        "--xla-only-too",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time JaxPaint without its compiled CPU stroke kernel (rows 'JaxPaint XLA')",
+    )
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
 
@@ -169,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for batch in (int(b) for b in args.batch_sizes.split(",") if b):
         benches.append(("jax_paint", lambda b=batch: bench_jax_paint(b, args.repeats, args.seed)))
+        if args.xla_only_too:
+            benches.append(
+                ("jax_paint", lambda b=batch: bench_jax_paint(b, args.repeats, args.seed, True))
+            )
     for key, bench in benches:
         if key in skip:
             continue

@@ -12,6 +12,8 @@ import sys
 
 import numpy as np
 
+from thesis_jax.spiral.envs import stroke_kernel
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "spiral_envs.py"
 
@@ -42,6 +44,12 @@ def test_benchmark_reports_every_renderer_as_a_ratio_to_libmypaint(tmp_path):
     assert names[0] == "LibMyPaint (1 core)"
     assert any(name.startswith("MujocoScenes") for name in names)
     assert {"JaxPaint batch 1", "JaxPaint batch 4"} <= set(names)
+    assert {"JaxPaint XLA batch 1", "JaxPaint XLA batch 4"} <= set(names)  # before the kernel
+    kernel = {
+        row["name"]: row["stroke_kernel"] for row in payload["rows"] if "JaxPaint" in row["name"]
+    }
+    compiler = stroke_kernel._compiler() is not None
+    assert kernel == {name: compiler and "XLA" not in name for name in kernel}
     reference = payload["rows"][0]["per_second"]
     for row in payload["rows"]:
         assert row["per_second"] > 0

@@ -24,7 +24,8 @@ dab offsets and radii turned off), without a per-dab loop:
 * The curve is cut into `STROKE_SEGMENTS` straight pieces, so a stroke costs
   [batch, segments, height, width] elementwise work that XLA fuses into one loop: no dab
   count to cap, no beading of thin strokes, and whole episodes run in one `jax.jit` +
-  `lax.scan`.
+  `lax.scan`. On a CPU, a compiled kernel (`stroke_kernel`, an XLA FFI custom call built on
+  first use) evaluates each segment only near itself, where its ink is: 2.5-6x faster again.
 
 `RADIUS_SCALE` and `MASS_SCALE` (a few percent) are measured against libmypaint 1.6: its speed
 input widens the dabs, and over-compositing darkens a little more than the summed opacities.
@@ -47,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from thesis_jax.spiral.envs import spec
+from thesis_jax.spiral.envs import spec, stroke_kernel
 from thesis_jax.spiral.envs.spec import Observation, PaintConfig
 
 STROKE_SEGMENTS = 16
@@ -186,10 +187,26 @@ def stack_actions(actions: Mapping[str, jax.Array] | jax.Array, config: PaintCon
 def dab_line_integral(start: jax.Array, end: jax.Array, radius: jax.Array, size: int) -> jax.Array:
     """The dab profile integrated along straight segments and summed over them, at every pixel.
 
-    This is the limit of dense dabs: sum_d m_d spacing -> integral. start, end: [B, S, 2] (x, y)
-    segment end points; radius: [B], the dab radius. Returns
-    [B, size, size]: at pixel centre q, sum_s int_0^L m((|q - c_s(u)|^2) / r^2) du over the
-    segment's points c_s(u), m the two-segment `dab_profile`. m is linear in rr on each
+    start, end: [B, S, 2] (x, y) segment end points; radius: [B], the dab radius. Returns
+    [B, size, size] (`dense_line_integral` says what it is). On a CPU, the compiled kernel of
+    `stroke_kernel` computes it over each segment's neighbourhood only (2.5-6x faster, the same
+    sums to float32 rounding); elsewhere, or without a C++ compiler, the dense XLA version does.
+    Not meant to be differentiated: SPIRAL's renderer is a black box to the agent, whose actions
+    are discrete (the dense version's square roots give NaN gradients at the brush's edge).
+    """
+    if jax.default_backend() == "cpu" and stroke_kernel.enabled():
+        return stroke_kernel.stroke_depth(start, end, radius, size)
+    return dense_line_integral(start, end, radius, size)
+
+
+def dense_line_integral(
+    start: jax.Array, end: jax.Array, radius: jax.Array, size: int
+) -> jax.Array:
+    """`dab_line_integral` at every pixel for every segment, in XLA (any device).
+
+    The limit of dense dabs: sum_d m_d spacing -> integral. At pixel centre q,
+    sum_s int_0^L m((|q - c_s(u)|^2) / r^2) du over the segment's points c_s(u), m the
+    two-segment `dab_profile`. m is linear in rr on each
     segment, so at perpendicular distance v and along-segment offset w the integrand is
     a + b (w^2 + v^2) / r^2, whose integral is the cubic w (a + b v^2 / r^2 + b w^2 / (3 r^2)).
 
@@ -255,6 +272,7 @@ def stroke_coverage(
     profile = dab_line_integral(
         points[:, :-1], points[:, 1:], aa_width * radius, config.canvas_size
     )
+    profile = jnp.maximum(profile, 0.0)  # an integral of ink; float rounding can dip below 0
     return -jnp.expm1(-weight[:, None, None] * profile)
 
 
