@@ -1,19 +1,20 @@
 """Forward + backward time of DeepWarp's bilinear sampler (thesis eq. 4.3.2) against autodiff and
 PyTorch.
 
-What is measured: one call of the sampler S of eq. (4.3.1)-(4.3.2) (`thesis_jax.deepwarp`),
-forward and backward, float32, in three implementations: `bilinear_warp` (the `jax.custom_vjp`
-with hand-written gradients), plain autodiff of `bilinear_warp_reference` (the same function as
-gathers), and PyTorch's `grid_sample(mode='bilinear', padding_mode='border',
-align_corners=True)` with the pixel flow turned into a normalised grid
-(`benchmarks/deepwarp_torch.py`, run in its own interpreter, `--torch-python`, which prints one
-JSON line parsed here). A call returns the output and the gradient for the image and the flow
-(`image+flow`), or for the flow alone (`flow`: the DeepWarp case, where the warped image is the
-network's input and needs no gradient). Sizes: 128 x 41 x 51 x 3 (the thesis's batch and eye
-crop, sec. 4.3.1 and 4.4.2) and 32 x 128 x 128 x 3 by default (`--sizes`). Inputs: an image
-uniform in [0, 1], flows of a few pixels that push some samples past every border, with
-fractional parts 0.05-0.95 (so that PyTorch's round trip through normalised coordinates never
-moves a sample into another pixel cell), and a normal cotangent; the same arrays on both sides.
+What is measured: one call of the sampler S of eq. (4.3.1)-(4.3.2) (`thesis_jax.deepwarp`), forward
+and backward, float32, in four implementations: `bilinear_warp` (the `jax.custom_vjp` with
+hand-written gradients; on a CPU its compiled kernels, `deepwarp.warp_kernel`), the same traced
+without those kernels (`custom_vjp XLA`: XLA's gather and scatter-add, what other devices run),
+plain autodiff of `bilinear_warp_reference` (the same function as gathers), and PyTorch's
+`grid_sample(mode='bilinear', padding_mode='border', align_corners=True)` with the pixel flow
+turned into a normalised grid (`benchmarks/deepwarp_torch.py`, run in its own interpreter,
+`--torch-python`, which prints one JSON line parsed here). A call returns the output and the
+gradient for the image and the flow (`image+flow`), or for the flow alone (`flow`: the DeepWarp
+case, where the warped image is the network's input and needs no gradient). Sizes: 128x41x51x3 (the
+thesis's batch and eye crop, sec. 4.3.1 and 4.4.2) and 32x128x128x3 by default (`--sizes`). Inputs:
+an image uniform in [0, 1], flows of a few pixels that push some samples past every border, with
+fractional parts 0.05-0.95 (so that PyTorch's round trip through normalised coordinates never moves
+a sample into another pixel cell), and a normal cotangent; the same arrays on both sides.
 
 How: JAX jits the call, places the inputs on the device once, runs it once (the compilation)
 and `--warmup` more times untimed, then `--repeats` runs of `--calls` calls, each timed with
@@ -45,6 +46,7 @@ crashes, its error follows the JAX numbers and the exit status is 1.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import statistics
@@ -59,11 +61,17 @@ import numpy as np
 import peers
 
 from experiments import startup
+from thesis_jax.core import native
 from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
 
 DEFAULT_SIZES = "128x41x51x3,32x128x128x3"
 MODES = ("image+flow", "flow")
-IMPLEMENTATIONS = {"custom_vjp": bilinear_warp, "autodiff": bilinear_warp_reference}
+IMPLEMENTATIONS = {
+    "custom_vjp": bilinear_warp,  # on a CPU: the compiled kernels of deepwarp.warp_kernel
+    "custom_vjp XLA": bilinear_warp,  # the same traced without them: XLA's gather and scatter
+    "autodiff": bilinear_warp_reference,
+}
+XLA_ONLY = {"custom_vjp XLA"}
 TORCH_HINT = "get it with `make .venv-torch/bin/python`"
 # Largest absolute differences allowed between PyTorch and JAX on the check size: float32 noise
 # of the same interpolation (values in [0, 1], gradients of a few units), a wrong clamp or
@@ -117,7 +125,8 @@ def time_jax(
     args = jax.device_put((inputs["image"], inputs["flow"], inputs["cotangent"]), device)
     load = os.getloadavg()[0]
     start = time.perf_counter()
-    jax.block_until_ready(call(*args))
+    with native.disabled() if name in XLA_ONLY else contextlib.nullcontext():
+        jax.block_until_ready(call(*args))  # traced here: with or without the CPU kernels
     compile_s = time.perf_counter() - start
     for _ in range(warmup):
         jax.block_until_ready(call(*args))

@@ -126,6 +126,7 @@ def bench_jax_paint(batch: int, repeats: int, seed: int, xla_only: bool = False)
     import jax
     import jax.numpy as jnp
 
+    from thesis_jax.core import native
     from thesis_jax.spiral.envs import jax_paint, spec, stroke_kernel
 
     config = spec.PaintConfig()
@@ -141,11 +142,11 @@ def bench_jax_paint(batch: int, repeats: int, seed: int, xla_only: bool = False)
         state, _ = jax.lax.scan(body, jax_paint.init_state(config, batch), actions)
         return state.canvas
 
-    with stroke_kernel.disabled() if xla_only else contextlib.nullcontext():
+    with native.disabled() if xla_only else contextlib.nullcontext():
         jax.block_until_ready(episode(actions))  # traced here: with or without the kernel
     times = _time(lambda: jax.block_until_ready(episode(actions)), repeats)
     device = jax.devices()[0]
-    kernel = not xla_only and device.platform == "cpu" and stroke_kernel.enabled()
+    kernel = not xla_only and stroke_kernel.usable()
     return {
         "name": f"JaxPaint {'XLA ' if xla_only else ''}batch {batch}",
         "stroke_kernel": kernel,

@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from thesis_jax.spiral.envs import stroke_kernel
+from thesis_jax.core import native
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 BENCHMARK = ROOT / "benchmarks" / "spiral_envs.py"
@@ -48,7 +48,7 @@ def test_benchmark_reports_every_renderer_as_a_ratio_to_libmypaint(tmp_path):
     kernel = {
         row["name"]: row["stroke_kernel"] for row in payload["rows"] if "JaxPaint" in row["name"]
     }
-    compiler = stroke_kernel._compiler() is not None
+    compiler = native.compiler() is not None
     assert kernel == {name: compiler and "XLA" not in name for name in kernel}
     reference = payload["rows"][0]["per_second"]
     for row in payload["rows"]:

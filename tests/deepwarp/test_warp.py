@@ -1,6 +1,10 @@
 """The bilinear sampler S of eq. (4.3.2): exact on integer and half-pixel flows, gradients equal
-to autodiff of the gather reference and to finite differences, dtypes, transforms, sharding."""
+to autodiff of the gather reference and to finite differences, dtypes, transforms, sharding.
 
+Every test runs twice: on the compiled CPU kernels (`warp_kernel`, when they could be built) and
+on the XLA version that other devices run (`native.disabled()`)."""
+
+import contextlib
 import functools
 
 import chex
@@ -11,11 +15,41 @@ import pytest
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 from jax.test_util import check_grads
 
-from thesis_jax.core import parallel
-from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference
+from thesis_jax.core import native, parallel
+from thesis_jax.deepwarp import bilinear_warp, bilinear_warp_reference, warp_kernel
 
 SHAPES = [(2, 5, 7, 3), (1, 1, 6, 2), (3, 4, 1, 1)]
 jit_warp, jit_reference = jax.jit(bilinear_warp), jax.jit(bilinear_warp_reference)
+
+
+@pytest.fixture(autouse=True, params=["kernels", "xla"])
+def sampler(request):
+    """Runs the test on the CPU kernels, then on XLA's gather and scatter (traced afresh)."""
+    if request.param == "kernels" and native.compiler() is None:
+        pytest.skip("no C++ compiler: the sampler runs on XLA alone")
+    jax.clear_caches()  # jitted functions trace again, with or without the kernels
+    with native.disabled() if request.param == "xla" else contextlib.nullcontext():
+        yield request.param
+    jax.clear_caches()
+
+
+def test_the_cpu_kernels_run_when_built_and_only_then(sampler):
+    shape = (2, 5, 7, 3)
+    image, flow, cotangent = random_image(shape), off_grid_flow(shape, 2), random_image(shape, 5)
+
+    def both(i, f):
+        out, vjp = jax.vjp(bilinear_warp, i, f)
+        return out, vjp(cotangent)
+
+    def flow_only(i, f):
+        out, vjp = jax.vjp(lambda f: bilinear_warp(i, f), f)
+        return out, vjp(cotangent)
+
+    both, flow_only = (jax.jit(fn).lower(image, flow).as_text() for fn in (both, flow_only))
+    kernels = sampler == "kernels"
+    assert (warp_kernel.FORWARD in both) == kernels and (warp_kernel.BACKWARD in both) == kernels
+    assert (warp_kernel.FLOW_BACKWARD in flow_only) == kernels  # no image gradient computed
+    assert warp_kernel.BACKWARD not in flow_only
 
 
 def random_image(shape, seed=0, dtype=np.float32):
@@ -258,6 +292,7 @@ def test_integer_images_are_rejected():
 
 
 def test_one_trace_per_shape():
+    chex.clear_trace_counter()  # the test runs once per sampler
     traced_warp = jax.jit(chex.assert_max_traces(bilinear_warp, n=1))
     shape = (2, 5, 7, 3)
     for seed in range(3):

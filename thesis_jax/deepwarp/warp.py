@@ -25,7 +25,11 @@ import chex
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 from jax.sharding import NamedSharding, PartitionSpec
+
+from thesis_jax.core import native
+from thesis_jax.deepwarp import warp_kernel
 
 _SHAPES = "image (B, H, W, C) and flow (B, H, W, 2)"
 
@@ -150,14 +154,60 @@ def bilinear_warp(image: jax.Array, flow: jax.Array) -> jax.Array:
     each device, since the flat index hides the batch).
     """
     _check_inputs(image, flow)
+    warp = _warp_native if _native(image, flow) else _warp
     shardings = [jax.typeof(x).sharding for x in (image, flow)]
     explicit = [sharding for sharding in shardings if any(sharding.spec)]
     if not explicit:
-        return _warp(image, flow)
+        return warp(image, flow)
     mesh = explicit[0].mesh
     spec = PartitionSpec(next((s.spec[0] for s in explicit if s.spec[0] is not None), None))
     image, flow = (jax.sharding.reshard(x, NamedSharding(mesh, spec)) for x in (image, flow))
-    return jax.shard_map(_warp, mesh=mesh, in_specs=spec, out_specs=spec)(image, flow)
+    return jax.shard_map(warp, mesh=mesh, in_specs=spec, out_specs=spec)(image, flow)
+
+
+def _native(image: jax.Array, flow: jax.Array) -> bool:
+    """The compiled CPU kernels (`warp_kernel`) compute in float32: not for float64 inputs."""
+    return _compute_dtype(image, flow) == jnp.float32 and warp_kernel.usable()
+
+
+@jax.custom_vjp
+def _warp_native(image: jax.Array, flow: jax.Array) -> jax.Array:
+    """`_warp` on the CPU kernels: one pass for the output, one for both gradients (or the flow's
+    alone when the image is not differentiated, which `symbolic_zeros` tells the forward)."""
+    out = warp_kernel.forward(image.astype(jnp.float32), flow.astype(jnp.float32))
+    return out.astype(image.dtype)
+
+
+def _warp_native_forward(image, flow) -> tuple[jax.Array, tuple]:
+    out = _warp_native(image.value, flow.value)
+    return out, (image.value, flow.value, image.perturbed)
+
+
+def _warp_native_backward(residuals: tuple, g: jax.Array) -> tuple[jax.Array | None, jax.Array]:
+    image, flow, image_perturbed = residuals
+    if isinstance(g, SymbolicZero):
+        return None, jnp.zeros_like(flow)
+    image32, flow32, g32 = (x.astype(jnp.float32) for x in (image, flow, g))
+    if not image_perturbed:
+        return None, _native_flow_cotangent(image32, flow32, g32).astype(flow.dtype)
+    image_grad, flow_grad = _native_cotangents(image32, flow32, g32)
+    return image_grad.astype(image.dtype), flow_grad.astype(flow.dtype)
+
+
+def _xla_cotangents(image: jax.Array, flow: jax.Array, g: jax.Array) -> tuple[jax.Array, ...]:
+    return jax.vjp(_warp, image, flow)[1](g)
+
+
+def _xla_flow_cotangent(image: jax.Array, flow: jax.Array, g: jax.Array) -> jax.Array:
+    return jax.vjp(lambda f: _warp(image, f), flow)[1](g)[0]
+
+
+# The kernels' cotangents, differentiated (second-order gradients) as the XLA version's.
+_native_cotangents = native.differentiable(warp_kernel.backward, _xla_cotangents)
+_native_flow_cotangent = native.differentiable(warp_kernel.flow_backward, _xla_flow_cotangent)
+
+
+_warp_native.defvjp(_warp_native_forward, _warp_native_backward, symbolic_zeros=True)
 
 
 @jax.custom_vjp

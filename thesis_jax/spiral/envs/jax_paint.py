@@ -194,7 +194,7 @@ def dab_line_integral(start: jax.Array, end: jax.Array, radius: jax.Array, size:
     Not meant to be differentiated: SPIRAL's renderer is a black box to the agent, whose actions
     are discrete (the dense version's square roots give NaN gradients at the brush's edge).
     """
-    if jax.default_backend() == "cpu" and stroke_kernel.enabled():
+    if stroke_kernel.usable():
         return stroke_kernel.stroke_depth(start, end, radius, size)
     return dense_line_integral(start, end, radius, size)
 

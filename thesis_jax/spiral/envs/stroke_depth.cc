@@ -9,18 +9,13 @@
 // of a 64x64 canvas's 4,096 pixels. Same arithmetic in the same order per term, so the sums
 // agree with the dense version to float32 rounding (different order of the segment sums only).
 //
-// Strokes are independent: they are split into chunks that XLA's intra-op thread pool and the
-// calling thread take from a shared counter, so the call never waits on a task that has not
-// started (no deadlock when every pool thread is busy) and late tasks find nothing to do.
+// Strokes are independent: they are shared out over XLA's intra-op threads (ParallelFor).
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <condition_variable>
 #include <cstdint>
-#include <memory>
-#include <mutex>
 
+#include "parallel_for.h"  // thesis_jax/core/native
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -81,32 +76,6 @@ void StrokeDepth(const float* start, const float* end, int64_t segments, float r
   }
 }
 
-struct Work {
-  const float* start;
-  const float* end;
-  const float* radius;
-  float* depth;
-  int64_t segments, size, strokes, chunk, chunks;
-  std::atomic<int64_t> next{0};
-  std::atomic<int64_t> done{0};
-  std::mutex mutex;
-  std::condition_variable all_done;
-
-  void RunAvailable() {
-    for (int64_t c = next.fetch_add(1); c < chunks; c = next.fetch_add(1)) {
-      const int64_t last = std::min(strokes, (c + 1) * chunk);
-      for (int64_t b = c * chunk; b < last; ++b) {
-        StrokeDepth(start + b * segments * 2, end + b * segments * 2, segments, radius[b], size,
-                    depth + b * size * size);
-      }
-      if (done.fetch_add(1) + 1 == chunks) {
-        std::lock_guard<std::mutex> lock(mutex);
-        all_done.notify_all();
-      }
-    }
-  }
-};
-
 ffi::Error StrokeDepthImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> start,
                            ffi::Buffer<ffi::F32> end, ffi::Buffer<ffi::F32> radius,
                            ffi::ResultBuffer<ffi::F32> depth) {
@@ -124,24 +93,16 @@ ffi::Error StrokeDepthImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> start,
     return ffi::Error::InvalidArgument(
         "stroke_depth: expected start, end [..., S, 2], radius [...], depth [..., size, size]");
   }
-  if (strokes == 0) return ffi::Error::Success();
-  auto work = std::make_shared<Work>();
-  work->start = start.typed_data();
-  work->end = end.typed_data();
-  work->radius = radius.typed_data();
-  work->depth = depth->typed_data();
-  work->segments = segments;
-  work->size = size;
-  work->strokes = strokes;
-  const int64_t threads = std::max<int64_t>(1, pool.num_threads());
-  work->chunk = std::max<int64_t>(1, strokes / (4 * threads));
-  work->chunks = (strokes + work->chunk - 1) / work->chunk;
-  for (int64_t t = 1; t < std::min(threads, work->chunks); ++t) {
-    pool.Schedule([work] { work->RunAvailable(); });
-  }
-  work->RunAvailable();
-  std::unique_lock<std::mutex> lock(work->mutex);
-  work->all_done.wait(lock, [&] { return work->done.load() == work->chunks; });
+  const float* start_data = start.typed_data();
+  const float* end_data = end.typed_data();
+  const float* radius_data = radius.typed_data();
+  float* depth_data = depth->typed_data();
+  thesis_jax::ParallelFor(pool, strokes, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      StrokeDepth(start_data + b * segments * 2, end_data + b * segments * 2, segments,
+                  radius_data[b], size, depth_data + b * size * size);
+    }
+  });
   return ffi::Error::Success();
 }
 
