@@ -11,7 +11,8 @@
 #   make bench       speed benchmarks: one summary table of every comparison (DANN step and
 #                    warp vs PyTorch, JaxPaint vs libmypaint, N4-Fields inference; also
 #                    runs/bench/summary.json), then SPIRAL training, Ray with 1, 2, 4 actors,
-#                    gaze correction fps and how far it moves real eyes (gaze_gain.py)
+#                    N4-Fields' speed and BSDS scores by stride, gaze correction fps and how
+#                    far it moves real eyes (gaze_gain.py)
 #   make lint        ruff check + format check
 
 SHELL := /bin/bash
@@ -93,6 +94,7 @@ bench: system-packages $(VENV)/.installed-mujoco+gaze+ray+dev
 	$(PY) benchmarks/spiral_train.py
 	$(PY) benchmarks/spiral_scaling.py
 	$(PY) benchmarks/n4fields.py
+	$(PY) benchmarks/n4fields_stride.py --json-out=runs/bench/n4fields_stride.json
 	$(PY) benchmarks/gaze.py
 	$(PY) benchmarks/gaze_gain.py
 

@@ -245,13 +245,17 @@ def batch_parallel(call: Callable[..., jax.Array | tuple[jax.Array, ...]]) -> Ca
 def _varying_axes(x: jax.Array) -> frozenset:
     """The manual mesh axes `x` varies over inside `jax.shard_map` (none outside)."""
     aval = jax.typeof(x)
-    manual = getattr(aval, "manual_axis_type", None)  # JAX >= 0.9; `vma` before
+    manual = getattr(aval, "manual_axis_type", None)  # newer JAX; `vma` in older releases
     return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
 
 
 def _vary(x: jax.Array, axes: frozenset) -> jax.Array:
     missing = tuple(sorted(axes - _varying_axes(x)))
-    return jax.lax.pcast(x, missing, to="varying") if missing else x
+    if not missing:
+        return x
+    if hasattr(jax.lax, "pcast"):
+        return jax.lax.pcast(x, missing, to="varying")
+    return jax.lax.pvary(x, missing)  # older JAX
 
 
 def differentiable(kernel: Callable, reference: Callable) -> Callable:
