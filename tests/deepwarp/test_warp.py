@@ -251,6 +251,23 @@ def test_a_sharded_batch_gives_the_unsharded_result():
         np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
 
 
+def test_the_kernels_warp_a_sharded_batch_where_it_lies(sampler):
+    if sampler != "kernels":
+        pytest.skip("XLA's version gathers the batch (its flat index hides it)")
+    mesh = parallel.data_mesh()
+    shape = (2 * mesh.devices.size, 5, 7, 3)
+    sharded = [
+        jax.device_put(x, parallel.batch_sharded(mesh))
+        for x in (random_image(shape), off_grid_flow(shape, scale=4))
+    ]
+    loss = lambda i, f: jnp.sum(bilinear_warp(i, f) ** 2)
+    compiled = jax.jit(jax.grad(loss, (0, 1))).lower(*sharded).compile().as_text()
+    assert "all-gather" not in compiled
+    for target in (warp_kernel.FORWARD, warp_kernel.BACKWARD):
+        assert f'custom_call_target="{target}"' in compiled
+    assert f"f32[{shape[0]}," not in compiled  # each device holds and warps 2 images
+
+
 def test_an_explicitly_sharded_batch_is_warped_shard_by_shard():
     shape = (8, 4, 8, 3)
     image, flow = random_image(shape), off_grid_flow(shape, scale=4)

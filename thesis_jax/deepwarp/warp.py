@@ -16,7 +16,9 @@ the previous one), and a position exactly on the border (x = 0 or x = W - 1, e.g
 still passes the gradient. `bilinear_warp_reference` is the same function written as plain
 gathers whose autodiff gives these values; `bilinear_warp` is a `jax.custom_vjp` that computes
 them by hand: one gather of each sample's 2 x 2 neighbourhood forward, and one scatter-add of
-its two weighted rows backward.
+its two weighted rows backward. On a CPU it runs compiled kernels instead (`warp_kernel`: one
+pass forward, one backward, the flow's gradient alone when the image is not differentiated),
+3-4x faster than XLA's gather and scatter, with the same values and gradients.
 """
 
 from __future__ import annotations
@@ -150,8 +152,8 @@ def bilinear_warp(image: jax.Array, flow: jax.Array) -> jax.Array:
       dtypes and equal autodiff of `bilinear_warp_reference`.
 
     Under a mesh with explicit axes, a batch sharded over them is warped shard by shard
-    (`jax.shard_map`); with automatic axes XLA partitions it (it gathers the whole batch to
-    each device, since the flat index hides the batch).
+    (`jax.shard_map`); with automatic axes XLA partitions it (the CPU kernels along the batch;
+    XLA's own version gathers the whole batch to each device, since the flat index hides it).
     """
     _check_inputs(image, flow)
     warp = _warp_native if _native(image, flow) else _warp
