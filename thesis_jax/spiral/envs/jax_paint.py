@@ -206,9 +206,9 @@ def dense_line_integral(
 
     The limit of dense dabs: sum_d m_d spacing -> integral. At pixel centre q,
     sum_s int_0^L m((|q - c_s(u)|^2) / r^2) du over the segment's points c_s(u), m the
-    two-segment `dab_profile`. m is linear in rr on each
-    segment, so at perpendicular distance v and along-segment offset w the integrand is
-    a + b (w^2 + v^2) / r^2, whose integral is the cubic w (a + b v^2 / r^2 + b w^2 / (3 r^2)).
+    two-segment `dab_profile`. m is linear in rr on each segment, so at perpendicular distance
+    v and along-segment offset w the integrand is a + b (w^2 + v^2) / r^2, whose integral is
+    the cubic w (a + b v^2 / r^2 + b w^2 / (3 r^2)).
 
     The segments are summed one after another (a Python loop, unrolled into one XLA fusion of
     [B, size, size] work per segment) rather than as a [B, S, size, size] reduction: XLA:CPU

@@ -3,7 +3,7 @@
 `jax_paint.dense_line_integral` evaluates every segment of a stroke at every pixel, which suits a
 GPU; on a CPU most of that work is exact zeros (a pixel further than the brush radius from a
 segment gets nothing from it). `stroke_depth.cc` computes the same sum over each segment's
-neighbourhood only, on XLA's intra-op threads: 2.5-5x faster than the dense XLA loop on the
+neighbourhood only, on XLA's intra-op threads: 2.5-6x faster than the dense XLA loop on the
 benchmark's random strokes (`benchmarks/spiral_envs.py`), more for thin brushes. JaxPaint uses it
 whenever JAX's default backend is the CPU and it could be built (`thesis_jax.core.native`: g++,
 compiled once on first use; `THESIS_JAX_NATIVE=0` or `native.disabled()` turn it off), and the
