@@ -22,9 +22,10 @@ SHAPES = [(2, 5, 7, 3), (1, 1, 6, 2), (3, 4, 1, 1)]
 jit_warp, jit_reference = jax.jit(bilinear_warp), jax.jit(bilinear_warp_reference)
 
 
-@pytest.fixture(autouse=True, params=["kernels", "xla"])
+@pytest.fixture(autouse=True, scope="module", params=["kernels", "xla"])
 def sampler(request):
-    """Runs the test on the CPU kernels, then on XLA's gather and scatter (traced afresh)."""
+    """Runs the module's tests on the CPU kernels, then on XLA's gather and scatter (traced
+    afresh; module scope: pytest runs all of one kind, then all of the other)."""
     if request.param == "kernels" and native.compiler() is None:
         pytest.skip("no C++ compiler: the sampler runs on XLA alone")
     jax.clear_caches()  # jitted functions trace again, with or without the kernels
