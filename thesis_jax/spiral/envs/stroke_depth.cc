@@ -1,6 +1,6 @@
 // JaxPaint's stroke integral on the CPU, as an XLA FFI custom call (see stroke_kernel.py).
 //
-// The same sum as `jax_paint.dab_line_integral`: at every pixel centre q, for each straight
+// The same sum as `jax_paint.dense_line_integral`: at every pixel centre q, for each straight
 // segment of a stroke, the dab profile m(|q - c(u)|^2 / r^2) integrated along the segment,
 // closed form because m is linear in rr on its two pieces. The dense JAX version evaluates it
 // at all size^2 pixels for every segment; a pixel further than r from a segment gets exactly
