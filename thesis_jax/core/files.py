@@ -5,7 +5,8 @@ a user's own data (`experiments.edges`, `experiments.paint`, `experiments.dann_p
 wanted suffixes; `plan_outputs` pairs each with its output: one input writes `--output` itself,
 several write `<stem><suffix>` into the `--output` folder. An input is never replaced, an existing
 output only with `overwrite`. `read_image` decodes a picture or says in one line why it cannot.
-Every problem is a `UserError`: one line, no traceback.
+Every problem is a `UserError`: one line, no traceback. `cache_root` is where the project keeps
+what it builds once (datasets rendered offline, compiled kernels).
 """
 
 from __future__ import annotations
@@ -21,6 +22,12 @@ from thesis_jax.core.errors import UserError
 from thesis_jax.core.metrics import write_atomic
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+
+
+def cache_root() -> Path:
+    """`$XDG_CACHE_HOME/thesis_jax`; by default `~/.cache/thesis_jax`."""
+    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(root).expanduser() / "thesis_jax"
 
 
 class InputError(UserError):

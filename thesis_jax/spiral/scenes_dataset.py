@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from thesis_jax.core import files
 from thesis_jax.spiral.envs.mujoco_scenes import (
     DEFAULT_CONFIG,
     NUM_FIELDS,
@@ -44,8 +45,7 @@ CACHE_FORMAT_VERSION = 1
 
 def default_cache_dir() -> Path:
     """`$XDG_CACHE_HOME/thesis_jax/mujoco_scenes`; by default `~/.cache/thesis_jax/...`."""
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(root).expanduser() / "thesis_jax" / "mujoco_scenes"
+    return files.cache_root() / "mujoco_scenes"
 
 
 def mujoco_scenes_cache_path(

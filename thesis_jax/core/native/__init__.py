@@ -1,12 +1,12 @@
 """Compiled CPU kernels: C++ XLA FFI custom calls, built from the package's sources on first use.
 
 A few hot loops run several times faster as hand-written CPU code than as XLA:CPU's dense
-vectorised loops, gathers and scatters (JaxPaint's strokes, DeepWarp's bilinear sampler). Each
-is a C++ source next to the JAX code that calls it, compiled here with the system's C++
-compiler (a few seconds, once) into a cache folder (`$THESIS_JAX_CACHE`, default
-`~/.cache/thesis_jax`), keyed by the source, jaxlib's version and the CPU's instruction set,
-and registered with `jax.ffi.register_ffi_target`. The JAX version stays the reference: it runs
-on every other device, when no compiler is found (logged once, with the reason), and with
+vectorised loops, gathers and scatters (JaxPaint's strokes, DeepWarp's bilinear sampler). Each is a
+C++ source next to the JAX code that calls it, compiled here with the system's C++ compiler (a few
+seconds, once) into a cache folder (`$THESIS_JAX_CACHE`, default `$XDG_CACHE_HOME/thesis_jax` or
+`~/.cache/thesis_jax`), keyed by the source, jaxlib's version and the CPU's instruction set, and
+registered with `jax.ffi.register_ffi_target`. The JAX version stays the reference: it runs on
+every other device, when no compiler is found (logged once, with the reason), and with
 `THESIS_JAX_NATIVE=0`; the tests hold the two to the same numbers.
 
 - `register(source, symbols)`: build, load and register a source's handlers; False if it cannot.
@@ -38,6 +38,8 @@ import jaxlib
 from jax.experimental.custom_partitioning import custom_partitioning
 from jax.sharding import NamedSharding, PartitionSpec
 
+from thesis_jax.core import files
+
 INCLUDE = pathlib.Path(__file__).resolve().parent  # parallel_for.h
 FLAGS = ("-O3", "-march=native", "-fno-math-errno", "-std=c++20", "-shared", "-fPIC")
 DISABLE_VARIABLE = "THESIS_JAX_NATIVE"
@@ -46,8 +48,9 @@ _disabled = False
 
 
 def cache_dir() -> pathlib.Path:
-    root = os.environ.get("THESIS_JAX_CACHE") or pathlib.Path.home() / ".cache" / "thesis_jax"
-    return pathlib.Path(root)
+    """`$THESIS_JAX_CACHE`, else the project's cache folder (`files.cache_root`)."""
+    root = os.environ.get("THESIS_JAX_CACHE")
+    return pathlib.Path(root) if root else files.cache_root()
 
 
 def compiler() -> str | None:
