@@ -152,41 +152,35 @@ void Backward(const Shape& s, const float* image_data, const float* flow_data, c
   }
 }
 
-ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> image,
-                        ffi::Buffer<ffi::F32> flow, ffi::Buffer<ffi::F32> g,
-                        ffi::ResultBuffer<ffi::F32> image_grad,
-                        ffi::ResultBuffer<ffi::F32> flow_grad) {
+// Both handlers below: the flow gradient, and the image gradient unless image_grad is null.
+ffi::Error RunBackward(ffi::ThreadPool& pool, const ffi::Buffer<ffi::F32>& image,
+                       const ffi::Buffer<ffi::F32>& flow, const ffi::Buffer<ffi::F32>& g,
+                       float* image_grad, float* flow_grad) {
   Shape s;
   if (ffi::Error error = CheckShapes(image, flow, &s); error.failure()) return error;
   const float *image_data = image.typed_data(), *flow_data = flow.typed_data();
   const float* g_data = g.typed_data();
-  float *image_grad_data = image_grad->typed_data(), *flow_grad_data = flow_grad->typed_data();
   thesis_jax::ParallelFor(pool, s.batch, [&](int64_t first, int64_t last) {
     WithChannels(s.channels, [&]<int kChannels>() {
       for (int64_t b = first; b < last; ++b) {
-        Backward<kChannels>(s, image_data, flow_data, g_data, image_grad_data, flow_grad_data, b);
+        Backward<kChannels>(s, image_data, flow_data, g_data, image_grad, flow_grad, b);
       }
     });
-  }, /*chunks_per_thread=*/1);
+  });
   return ffi::Error::Success();
+}
+
+ffi::Error BackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> image,
+                        ffi::Buffer<ffi::F32> flow, ffi::Buffer<ffi::F32> g,
+                        ffi::ResultBuffer<ffi::F32> image_grad,
+                        ffi::ResultBuffer<ffi::F32> flow_grad) {
+  return RunBackward(pool, image, flow, g, image_grad->typed_data(), flow_grad->typed_data());
 }
 
 ffi::Error FlowBackwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> image,
                             ffi::Buffer<ffi::F32> flow, ffi::Buffer<ffi::F32> g,
                             ffi::ResultBuffer<ffi::F32> flow_grad) {
-  Shape s;
-  if (ffi::Error error = CheckShapes(image, flow, &s); error.failure()) return error;
-  const float *image_data = image.typed_data(), *flow_data = flow.typed_data();
-  const float* g_data = g.typed_data();
-  float* flow_grad_data = flow_grad->typed_data();
-  thesis_jax::ParallelFor(pool, s.batch, [&](int64_t first, int64_t last) {
-    WithChannels(s.channels, [&]<int kChannels>() {
-      for (int64_t b = first; b < last; ++b) {
-        Backward<kChannels>(s, image_data, flow_data, g_data, nullptr, flow_grad_data, b);
-      }
-    });
-  });
-  return ffi::Error::Success();
+  return RunBackward(pool, image, flow, g, nullptr, flow_grad->typed_data());
 }
 
 }  // namespace
