@@ -131,12 +131,12 @@ def test_small_output_conv_custom_vjp_passes_numerical_gradient_checks(padding, 
 
 
 @pytest.mark.parametrize("padding", ["VALID", "SAME"])
-def test_chunked_conv_custom_vjp_passes_numerical_gradient_checks(padding):
+def test_fast_conv_custom_vjp_passes_numerical_gradient_checks(padding):
     with jax.enable_x64():
         x = jax.random.normal(jax.random.PRNGKey(0), (5, 7, 6, 3), jnp.float64)
         kernel = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 3, 2), jnp.float64)
         check_grads(
-            lambda x, k: layers.chunked_conv(x, k, padding, 2),  # slices of 2, 2 and 1 images
+            lambda x, k: layers.fast_conv(x, k, padding, 2),  # slices of 2, 2 and 1 images
             (x, kernel),
             order=1,
             modes=["rev"],

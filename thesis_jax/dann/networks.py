@@ -56,12 +56,13 @@ class ConvFeatures(nn.Module):
     """Conv -> ReLU [-> max-pool] blocks; `layers` holds (features, kernel, pool, pool_stride).
 
     The convolutions are `core.layers.Conv` (`nn.Conv`'s parameters and values; a small output's
-    input gradient as a matmul, `layers.small_output_conv`; with `kernel_gradient_chunk`, kernel
-    gradients over batch slices, `layers.chunked_conv`)."""
+    input gradient as a matmul, `layers.small_output_conv`; the compiled CPU kernels of
+    `core.conv_kernel` where they apply, else, with `kernel_gradient_chunk`, XLA's kernel
+    gradients over batch slices, `layers.fast_conv`)."""
 
     layers: Sequence[tuple[int, int, int, int]]
     padding: str = "VALID"
-    kernel_gradient_chunk: int = 0  # > 0: `layers.chunked_conv`'s kernel gradient
+    kernel_gradient_chunk: int = 0  # > 0: `layers.fast_conv`'s kernel gradient
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:

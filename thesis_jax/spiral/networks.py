@@ -136,8 +136,8 @@ class ResidualStack(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         for _ in range(self.blocks):
-            h = nn.Conv(self.channels, (3, 3))(nn.relu(x))
-            x = x + nn.Conv(self.channels, (1, 1))(nn.relu(h))
+            h = layers.Conv(self.channels, (3, 3))(nn.relu(x))
+            x = x + layers.Conv(self.channels, (1, 1))(nn.relu(h))
         return nn.relu(x)
 
 
@@ -188,7 +188,7 @@ class InputConv(nn.Module):
         out = conv(jnp.stack([rows, cols], -1)[None], kernel[:, :, :2]) + bias
         if not blind:  # T * B canvases: the kernel gradient over slices of them, 2.6x faster
             canvas_kernel = kernel[:, :, 2 : 2 + channels]
-            out = out + layers.chunked_conv(canvas.astype(jnp.float32), canvas_kernel, "SAME", 8)
+            out = out + layers.fast_conv(canvas.astype(jnp.float32), canvas_kernel, "SAME", 8)
         if target is not None:
             shared = conv(target.astype(jnp.float32), kernel[:, :, 2 + channels :])
             repeats = batch // target.shape[0]  # time-major steps of the same episodes
@@ -227,7 +227,7 @@ class Encoder(nn.Module):
         for i in range(max(steps_h, steps_w)):
             strides = (2 if i < steps_h else 1, 2 if i < steps_w else 1)
             x = nn.relu(layers.Conv(cfg.channels, (4, 4), strides, name=f"strided_{i}")(x))
-        x = nn.Conv(cfg.channels, (3, 3), name="pre_stack")(x)
+        x = layers.Conv(cfg.channels, (3, 3), name="pre_stack")(x)
         x = ResidualStack(cfg.channels, cfg.encoder_blocks)(x)
         return nn.Dense(cfg.embedding_size, name="embedding")(x.reshape(batch, -1))
 
@@ -249,7 +249,7 @@ class SpatialLogits(nn.Module):
         for i in range(upsamplings):
             x = layers.ConvTranspose(self.channels, (4, 4), (2, 2), name=f"transpose_{i}")(x)
             x = nn.relu(x)
-        x = nn.Conv(1, (3, 3), kernel_init=nn.initializers.zeros, name="final")(x)
+        x = layers.Conv(1, (3, 3), kernel_init=nn.initializers.zeros, name="final")(x)
         return x.reshape(x.shape[0], self.grid * self.grid)
 
 

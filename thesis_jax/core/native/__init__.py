@@ -165,23 +165,33 @@ def usable(source: pathlib.Path, symbols: Mapping[str, str]) -> bool:
     return not _disabled and jax.default_backend() == "cpu" and register(source, symbols)
 
 
-def batch_parallel(call: Callable[..., jax.Array | tuple[jax.Array, ...]]) -> Callable:
+def batch_parallel(
+    call: Callable[..., jax.Array | tuple[jax.Array, ...]], shared: int = 0
+) -> Callable:
     """`call` (array arguments -> an array or a tuple), made partitionable and vmappable.
 
     Every argument and result of `call` has the same leading batch axis and batch elements are
-    independent (a custom call computing each image or stroke alone). Returns a function XLA
-    partitions along that axis over a mesh (an opaque custom call would be gathered to every
-    device and computed whole there) and that `jax.vmap` maps by folding the mapped axis into
-    the batch.
+    independent (a custom call computing each image or stroke alone), except the last `shared`
+    arguments, which every batch element uses whole (a convolution's kernel). Returns a function
+    XLA partitions along that axis over a mesh, with the shared arguments replicated (an opaque
+    custom call would be gathered to every device and computed whole there), and that `jax.vmap`
+    maps by folding the mapped axis into the batch (mapping over a shared argument runs the call
+    once per mapped element).
     """
 
     @functools.cache
     def specialised(ranks: tuple[int, ...], result_ranks: tuple[int, ...], single: bool):
+        batched = len(ranks) - shared
+
         def batch_specs(rank_list, axis):
             return tuple(PartitionSpec(axis, *[None] * (rank - 1)) for rank in rank_list)
 
+        def arg_specs(axis):
+            replicated = tuple(PartitionSpec() for _ in ranks[batched:])
+            return batch_specs(ranks[:batched], axis) + replicated
+
         def mesh_axis(arg_shapes):  # where the operands' batch is split, if anywhere
-            for shape in arg_shapes:
+            for shape in arg_shapes[:batched]:
                 spec = getattr(shape.sharding, "spec", ())
                 if spec and spec[0] is not None:
                     return shape.sharding.mesh, spec[0]
@@ -198,21 +208,23 @@ def batch_parallel(call: Callable[..., jax.Array | tuple[jax.Array, ...]]) -> Ca
         def partition(mesh, arg_shapes, result_shape):
             del result_shape
             mesh, axis = mesh_axis(arg_shapes)
-            args = tuple(NamedSharding(mesh, s) for s in batch_specs(ranks, axis))
+            args = tuple(NamedSharding(mesh, s) for s in arg_specs(axis))
             return mesh, call, results(mesh, axis), args
 
         names = iter(f"d{i}" for i in range(sum(ranks) + sum(result_ranks)))
 
-        def factors(rank_list):
-            return ", ".join(
-                " ".join(["b", *(next(names) for _ in range(r - 1))]) for r in rank_list
-            )
+        def factors(rank_list, batch=True):
+            first = ["b"] if batch else []
+            return [
+                " ".join([*first, *(next(names) for _ in range(r - len(first)))]) for r in rank_list
+            ]
 
+        operands = factors(ranks[:batched]) + factors(ranks[batched:], batch=False)
         partitioned = custom_partitioning(call)
         partitioned.def_partition(
             partition=partition,
             infer_sharding_from_operands=infer,
-            sharding_rule=f"{factors(ranks)} -> {factors(result_ranks)}",
+            sharding_rule=f"{', '.join(operands)} -> {', '.join(factors(result_ranks))}",
         )
 
         @jax.custom_batching.custom_vmap
@@ -221,11 +233,18 @@ def batch_parallel(call: Callable[..., jax.Array | tuple[jax.Array, ...]]) -> Ca
 
         @vmappable.def_vmap
         def _(axis_size, in_batched, *args):
-            args = [
-                x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
-                for x, batched in zip(args, in_batched, strict=True)
-            ]
-            out = vmappable(*(x.reshape(-1, *x.shape[2:]) for x in args))
+            def mapped(x):
+                return jnp.broadcast_to(x, (axis_size, *x.shape))
+
+            if any(in_batched[batched:]):  # a mapped shared argument: one call per element
+                args = [x if b else mapped(x) for x, b in zip(args, in_batched, strict=True)]
+                out = jax.lax.map(lambda sliced: vmappable(*sliced), tuple(args))
+                return out, jax.tree.map(lambda _: True, out)
+            folded = []
+            for x, b in zip(args[:batched], in_batched[:batched], strict=True):
+                x = x if b else mapped(x)
+                folded.append(x.reshape(-1, *x.shape[2:]))
+            out = vmappable(*folded, *args[batched:])
             unfold = functools.partial(_unfold, axis_size=axis_size)
             return jax.tree.map(unfold, out), jax.tree.map(lambda _: True, out)
 
@@ -236,6 +255,8 @@ def batch_parallel(call: Callable[..., jax.Array | tuple[jax.Array, ...]]) -> Ca
         single = not isinstance(shapes, tuple)
         result_ranks = (shapes.ndim,) if single else tuple(s.ndim for s in shapes)
         ranks = tuple(jnp.ndim(x) for x in args)
+        if len(args) <= shared:
+            raise ValueError(f"batch_parallel: {len(args)} arguments, {shared} of them shared")
         out = specialised(ranks, result_ranks, single)(*args)
         # Inside `jax.shard_map` the results vary over the manual axes the arguments vary over
         # (a custom call's results are typed as not varying).
