@@ -23,6 +23,8 @@ CASES = [
     (2, 10, 11, 2, 16, (3, 5), (3, 2), ((2, 0), (1, 3))),  # stride 3 x 2, rectangular kernel
     (2, 12, 12, 7, 16, (3, 3), (1, 1), ((-1, 1), (1, -1))),  # negative padding crops
     (37, 9, 9, 13, 16, (2, 2), (1, 1), ((0, 1), (0, 1))),  # a batch of a prime size
+    (3, 16, 16, 16, 1, (3, 3), (1, 1), ((1, 1), (1, 1))),  # one output: SPIRAL's spatial logits
+    (2, 11, 9, 5, 1, (3, 2), (2, 1), ((1, 0), (0, 1))),  # one output, runs of 10 inputs
 ]
 
 
@@ -66,6 +68,7 @@ VALID = ((0, 0), (0, 0))
 def test_what_the_kernels_do_not_support_is_said():
     x = jnp.zeros((2, 8, 8, 3))
     assert not conv_kernel.supported(x, jnp.zeros((3, 3, 3, 8)))  # 8 output channels
+    assert conv_kernel.supported(x, jnp.zeros((3, 3, 3, 1)))
     assert not conv_kernel.supported(x.astype(jnp.float16), jnp.zeros((3, 3, 3, 16)))
     with native.disabled():
         assert not conv_kernel.supported(x, jnp.zeros((3, 3, 3, 16)))
@@ -86,7 +89,7 @@ LAYERS = [  # (layer, input shape): each runs the kernels in every pass that app
     (layers.Conv(32, (5, 5)), (3, 16, 16, 1)),
     (layers.Conv(16, (3, 3), padding="VALID"), (2, 12, 12, 16)),
     (layers.ConvTranspose(16, (4, 4), (2, 2)), (3, 8, 8, 16)),
-    (layers.Conv(1, (3, 3)), (2, 16, 16, 16)),  # one output channel: its input gradient only
+    (layers.Conv(1, (3, 3)), (2, 16, 16, 16)),  # one output channel
 ]
 
 

@@ -9,7 +9,7 @@ reads the input where it lies, image by image, with the output channels in vecto
 `kernel_gradient(x, g, kernel_shape, strides, padding)` is the gradient of
 `lax.conv_general_dilated(x, kernel, strides, padding)` (NHWC, HWIO) with respect to the kernel,
 for the output gradient g. `supported(...)` says when the kernel applies (float32 on the CPU,
-output channels a multiple of 16, the kernel built: `thesis_jax.core.native`); `core.layers`
+output channels 1 or a multiple of 16, the kernel built: `thesis_jax.core.native`); `core.layers`
 asks it and otherwise runs XLA's own. The two agree to float32 rounding
 (`tests/core/test_conv_kernel.py`); the kernel's own gradients, where a program differentiates
 a kernel gradient again, are XLA's (`native.differentiable`).
@@ -39,12 +39,13 @@ MAX_GROUPS = 32  # the batch is summed in at most this many groups, one thread e
 def supported(x: jax.Array, other: jax.Array) -> bool:
     """Whether `forward` (other: the kernel) or `kernel_gradient` (other: the output's
     gradient) may run the compiled kernels for these operands now: both float32, 4-D, output
-    channels (their last axis) a multiple of 16, and the kernels built for JAX's CPU backend."""
+    channels (their last axis) 1 or a multiple of 16, and the kernels built for JAX's CPU
+    backend."""
     return (
         x.dtype == jnp.float32
         and other.dtype == jnp.float32
         and x.ndim == other.ndim == 4
-        and other.shape[-1] % LANES == 0
+        and (other.shape[-1] % LANES == 0 or other.shape[-1] == 1)
         and native.usable(SOURCE, SYMBOLS)
     )
 

@@ -122,6 +122,46 @@ void AccumulateImage(const Geometry& s, const float* x, const float* g, float* d
   }
 }
 
+// One output channel (a layer that outputs logits, say): dw[ky, kx, ci] sums, for each kernel
+// row ky, the padded rows' runs of kw * Ci input values times the output gradient's one value,
+// vectorised along the run (contiguous in dw as well).
+void AccumulateImageOneOutput(const Geometry& s, const float* x, const float* g, float* dw,
+                              float* padded) {
+  PadImage(s, x, padded);
+  const int64_t padded_width = (s.out_width - 1) * s.stride_w + s.kernel_width;
+  const int64_t run = s.kernel_width * s.in_channels;
+  const int64_t vectors = run / kLanes;
+  const int64_t pixel_step = s.stride_w * s.in_channels;
+  for (int64_t ky = 0; ky < s.kernel_height; ++ky) {
+    float* out = dw + ky * run;
+    for (int64_t oy = 0; oy < s.out_height; ++oy) {
+      const float* x_run = padded + (oy * s.stride_h + ky) * padded_width * s.in_channels;
+      const float* g_row = g + oy * s.out_width;
+      for (int64_t v = 0; v < vectors; v += kMaxBlock) {
+        WithBlock(std::min<int64_t>(kMaxBlock, vectors - v), [&]<int kBlock>() {
+          Vec acc[kBlock];
+          std::memcpy(acc, out + v * kLanes, sizeof(acc));
+          for (int64_t ox = 0; ox < s.out_width; ++ox) {
+            const float* xp = x_run + ox * pixel_step + v * kLanes;
+            const float gv = g_row[ox];
+            for (int c = 0; c < kBlock; ++c) {
+              Vec xv;
+              std::memcpy(&xv, xp + c * kLanes, sizeof(Vec));
+              acc[c] += xv * gv;
+            }
+          }
+          std::memcpy(out + v * kLanes, acc, sizeof(acc));
+        });
+      }
+      for (int64_t j = vectors * kLanes; j < run; ++j) {  // the run's last, partial vector
+        float sum = 0.0f;
+        for (int64_t ox = 0; ox < s.out_width; ++ox) sum += x_run[ox * pixel_step + j] * g_row[ox];
+        out[j] += sum;
+      }
+    }
+  }
+}
+
 ffi::Error KernelGradientImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
                               ffi::Buffer<ffi::F32> g, ffi::ResultBuffer<ffi::F32> dw,
                               int64_t kernel_height, int64_t kernel_width, int64_t stride_h,
@@ -132,9 +172,9 @@ ffi::Error KernelGradientImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
     return ffi::Error::InvalidArgument(
         "conv_kernel_gradient: expects x [G, N, H, W, Ci] and g [G, N, Ho, Wo, Co]");
   }
-  if (gd[4] % kLanes != 0) {
+  if (gd[4] % kLanes != 0 && gd[4] != 1) {
     return ffi::Error::InvalidArgument(
-        "conv_kernel_gradient: the output channels must be a multiple of 16");
+        "conv_kernel_gradient: the output channels must be 1 or a multiple of 16");
   }
   const Geometry s{xd[2],         xd[3],        xd[4],    gd[2],    gd[3], gd[4],
                    kernel_height, kernel_width, stride_h, stride_w, top,   left};
@@ -153,7 +193,12 @@ ffi::Error KernelGradientImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
           float* out = dw_data + group * dw_size;
           std::fill(out, out + dw_size, 0.0f);
           for (int64_t n = group * images; n < (group + 1) * images; ++n) {
-            AccumulateImage(s, x_data + n * x_image, g_data + n * g_image, out, padded.data());
+            const float *image = x_data + n * x_image, *grad = g_data + n * g_image;
+            if (s.out_channels == 1) {
+              AccumulateImageOneOutput(s, image, grad, out, padded.data());
+            } else {
+              AccumulateImage(s, image, grad, out, padded.data());
+            }
           }
         }
       },
@@ -203,6 +248,36 @@ void ForwardImage(const Geometry& s, const float* x, const float* w, float* y, f
   }
 }
 
+// One output channel: each output pixel is a dot product, per kernel row, of the padded row's
+// run of kw * Ci input values with the kernel's, vectorised along the run.
+void ForwardImageOneOutput(const Geometry& s, const float* x, const float* w, float* y,
+                           float* padded) {
+  PadImage(s, x, padded);
+  const int64_t padded_width = (s.out_width - 1) * s.stride_w + s.kernel_width;
+  const int64_t run = s.kernel_width * s.in_channels;
+  const int64_t vectors = run / kLanes;
+  for (int64_t oy = 0; oy < s.out_height; ++oy) {
+    for (int64_t ox = 0; ox < s.out_width; ++ox) {
+      Vec acc{};
+      float tail = 0.0f;
+      for (int64_t ky = 0; ky < s.kernel_height; ++ky) {
+        const float* x_run =
+            padded + ((oy * s.stride_h + ky) * padded_width + ox * s.stride_w) * s.in_channels;
+        const float* w_run = w + ky * run;
+        for (int64_t v = 0; v < vectors * kLanes; v += kLanes) {
+          Vec xv, wv;
+          std::memcpy(&xv, x_run + v, sizeof(Vec));
+          std::memcpy(&wv, w_run + v, sizeof(Vec));
+          acc += xv * wv;
+        }
+        for (int64_t j = vectors * kLanes; j < run; ++j) tail += x_run[j] * w_run[j];
+      }
+      for (int l = 0; l < kLanes; ++l) tail += acc[l];
+      y[oy * s.out_width + ox] = tail;
+    }
+  }
+}
+
 ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<ffi::F32> w,
                        ffi::ResultBuffer<ffi::F32> y, int64_t stride_h, int64_t stride_w,
                        int64_t top, int64_t left) {
@@ -214,8 +289,9 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffe
     return ffi::Error::InvalidArgument(
         "conv_forward: expects x [N, H, W, Ci], w [kh, kw, Ci, Co], y [N, Ho, Wo, Co]");
   }
-  if (wd[3] % kLanes != 0) {
-    return ffi::Error::InvalidArgument("conv_forward: the output channels must be a multiple of 16");
+  if (wd[3] % kLanes != 0 && wd[3] != 1) {
+    return ffi::Error::InvalidArgument(
+        "conv_forward: the output channels must be 1 or a multiple of 16");
   }
   const Geometry s{xd[1], xd[2], xd[3], yd[1],    yd[2],    yd[3],
                    wd[0], wd[1], stride_h, stride_w, top, left};
@@ -228,7 +304,13 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffe
   thesis_jax::ParallelFor(pool, xd[0], [&](int64_t first, int64_t last) {
     std::vector<float> padded(padded_size);
     for (int64_t n = first; n < last; ++n) {
-      ForwardImage(s, x_data + n * x_image, w_data, y_data + n * y_image, padded.data());
+      const float* image = x_data + n * x_image;
+      float* out = y_data + n * y_image;
+      if (s.out_channels == 1) {
+        ForwardImageOneOutput(s, image, w_data, out, padded.data());
+      } else {
+        ForwardImage(s, image, w_data, out, padded.data());
+      }
     }
   });
   return ffi::Error::Success();
