@@ -79,7 +79,7 @@ def test_what_the_kernels_do_not_support_is_said():
 def _targets(compiled_text):
     return {
         target
-        for target in (conv_kernel.FORWARD, conv_kernel.TARGET)
+        for target in (conv_kernel.FORWARD, conv_kernel.KERNEL_GRADIENT)
         if f'custom_call_target="{target}"' in compiled_text
     }
 
@@ -170,7 +170,7 @@ def test_a_sharded_batch_is_convolved_where_it_lies():
     sharded = jax.device_put(x, NamedSharding(mesh, PartitionSpec(parallel.DATA_AXIS)))
     compiled = step.lower(params, sharded).compile().as_text()
     assert "all-gather" not in compiled
-    assert _targets(compiled) == {conv_kernel.FORWARD, conv_kernel.TARGET}
+    assert _targets(compiled) == {conv_kernel.FORWARD, conv_kernel.KERNEL_GRADIENT}
     got = step(params, sharded)
     for g, e in zip(jax.tree.leaves(got), jax.tree.leaves(expected), strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-3)

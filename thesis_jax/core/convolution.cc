@@ -1,17 +1,20 @@
-// The kernel gradient of a 2-D convolution (NHWC input, HWIO kernel, any stride and padding) on the
-// CPU, as an XLA FFI custom call (see conv_kernel.py; the reference is the gradient of
-// jax.lax.conv_general_dilated with respect to its kernel).
+// A 2-D convolution's forward pass and kernel gradient on the CPU (NHWC input, HWIO kernel, any
+// stride and padding, float32), as XLA FFI custom calls; see conv_kernel.py, whose reference is
+// jax.lax.conv_general_dilated and its gradient with respect to the kernel:
 //
+//   y[n, oy, ox, co] = sum over ky, kx, ci of x[n, oy * sh + ky - top, ox * sw + kx - left, ci]
+//                                              * w[ky, kx, ci, co]
 //   dw[ky, kx, ci, co] = sum over n, oy, ox of x[n, oy * sh + ky - top, ox * sw + kx - left, ci]
-//                                            * g[n, oy, ox, co]
+//                                              * g[n, oy, ox, co]
 //
-// (the input taken as zero outside the image). The batch comes in groups, x [G, N, H, W, Ci] and
-// g [G, N, Ho, Wo, Co], and each group gets its own sum, dw [G, kh, kw, Ci, Co], computed on one
-// thread: groups are shared out over XLA's intra-op threads and summed by the caller. Within an
-// image, for each tap and each block of input channels, a block of accumulators (input channels x
-// 16 output channels, in vector registers) runs over the output positions whose input pixel lies
-// inside the image, so that x and g are read from the caches, not rearranged in memory first (XLA
-// copies x batch-minor before its own kernel gradient, which costs more than the products).
+// with x zero outside the image. Each image is first copied into a zero-padded buffer, so the
+// loops need no bounds checks and, for a kernel row ky, the (kx, ci) entries the convolution pairs
+// with one output pixel are one contiguous run in the padded row and in w. Output channels go 16
+// to a vector register (AVX-512; GCC's vector extensions elsewhere); one output channel is its own
+// case, vectorised along the run. Images are shared out over XLA's intra-op threads; for the
+// kernel gradient the batch comes in groups, x [G, N, H, W, Ci] and g [G, N, Ho, Wo, Co], each
+// summed on one thread into dw [G, kh, kw, Ci, Co], which the caller sums. Unlike XLA:CPU's own
+// kernel gradient, x is read where it lies rather than first copied batch-minor.
 
 #include <algorithm>
 #include <cstdint>
@@ -170,11 +173,11 @@ ffi::Error KernelGradientImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
   const auto gd = g.dimensions();
   if (xd.size() != 5 || gd.size() != 5 || xd[0] != gd[0] || xd[1] != gd[1]) {
     return ffi::Error::InvalidArgument(
-        "conv_kernel_gradient: expects x [G, N, H, W, Ci] and g [G, N, Ho, Wo, Co]");
+        "conv kernel gradient: expects x [G, N, H, W, Ci] and g [G, N, Ho, Wo, Co]");
   }
   if (gd[4] % kLanes != 0 && gd[4] != 1) {
     return ffi::Error::InvalidArgument(
-        "conv_kernel_gradient: the output channels must be 1 or a multiple of 16");
+        "conv kernel gradient: the output channels must be 1 or a multiple of 16");
   }
   const Geometry s{xd[2],         xd[3],        xd[4],    gd[2],    gd[3], gd[4],
                    kernel_height, kernel_width, stride_h, stride_w, top,   left};
@@ -287,11 +290,11 @@ ffi::Error ForwardImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffe
   if (xd.size() != 4 || wd.size() != 4 || yd.size() != 4 || wd[2] != xd[3] || yd[0] != xd[0] ||
       yd[3] != wd[3]) {
     return ffi::Error::InvalidArgument(
-        "conv_forward: expects x [N, H, W, Ci], w [kh, kw, Ci, Co], y [N, Ho, Wo, Co]");
+        "conv forward pass: expects x [N, H, W, Ci], w [kh, kw, Ci, Co], y [N, Ho, Wo, Co]");
   }
   if (wd[3] % kLanes != 0 && wd[3] != 1) {
     return ffi::Error::InvalidArgument(
-        "conv_forward: the output channels must be 1 or a multiple of 16");
+        "conv forward pass: the output channels must be 1 or a multiple of 16");
   }
   const Geometry s{xd[1], xd[2], xd[3], yd[1],    yd[2],    yd[3],
                    wd[0], wd[1], stride_h, stride_w, top, left};
