@@ -64,13 +64,25 @@ def reference(
 ) -> jax.Array:
     """XLA's kernel gradient of the convolution (what the kernel computes)."""
     kernel = jax.ShapeDtypeStruct(tuple(kernel_shape), x.dtype)
+    return jax.linear_transpose(lambda k: _xla_conv(x, k, strides, padding), kernel)(grad)[0]
 
-    def forward(k):
-        return jax.lax.conv_general_dilated(
-            x, k, tuple(strides), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
 
-    return jax.linear_transpose(forward, kernel)(grad)[0]
+def _xla_conv(x, kernel, strides, padding):
+    return jax.lax.conv_general_dilated(
+        x, kernel, tuple(strides), padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+def _attributes(strides, padding) -> dict[str, np.int64]:
+    """The custom calls' geometry attributes (the bottom and right padding follow from the
+    output's shape)."""
+    (sh, sw), ((top, _), (left, _)) = strides, padding
+    return {
+        "stride_h": np.int64(sh),
+        "stride_w": np.int64(sw),
+        "top": np.int64(top),
+        "left": np.int64(left),
+    }
 
 
 def kernel_gradient(
@@ -114,19 +126,13 @@ def _differentiable(kernel_shape, strides, padding):
 
 @functools.cache
 def _call(kernel_shape, strides, padding):
-    (kh, kw, ci, co), (sh, sw), ((top, _), (left, _)) = kernel_shape, strides, padding
+    kh, kw, ci, co = kernel_shape
+    attributes = _attributes(strides, padding)
 
     def call(x, grad):
         result = jax.ShapeDtypeStruct((x.shape[0], kh, kw, ci, co), jnp.float32)
         return native.ffi_call(SOURCE, SYMBOLS, KERNEL_GRADIENT, result)(
-            x,
-            grad,
-            kernel_height=np.int64(kh),
-            kernel_width=np.int64(kw),
-            stride_h=np.int64(sh),
-            stride_w=np.int64(sw),
-            top=np.int64(top),
-            left=np.int64(left),
+            x, grad, kernel_height=np.int64(kh), kernel_width=np.int64(kw), **attributes
         )
 
     return native.batch_parallel(call)
@@ -145,25 +151,15 @@ def forward(
 
 @functools.cache
 def _forward(strides, padding):
-    (sh, sw), ((top, bottom), (left, right)) = strides, padding
+    attributes = _attributes(strides, padding)
 
     def call(x, kernel):
-        kh, kw, _, co = kernel.shape
-        height = (x.shape[1] + top + bottom - kh) // sh + 1
-        width = (x.shape[2] + left + right - kw) // sw + 1
-        result = jax.ShapeDtypeStruct((x.shape[0], height, width, co), jnp.float32)
-        return native.ffi_call(SOURCE, SYMBOLS, FORWARD, result)(
-            x,
-            kernel,
-            stride_h=np.int64(sh),
-            stride_w=np.int64(sw),
-            top=np.int64(top),
-            left=np.int64(left),
+        result = jax.eval_shape(
+            functools.partial(_xla_conv, strides=strides, padding=padding), x, kernel
         )
+        return native.ffi_call(SOURCE, SYMBOLS, FORWARD, result)(x, kernel, **attributes)
 
     def xla(x, kernel):
-        return jax.lax.conv_general_dilated(
-            x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        return _xla_conv(x, kernel, strides, padding)
 
     return native.differentiable(native.batch_parallel(call, shared=1), xla)

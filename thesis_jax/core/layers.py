@@ -110,7 +110,7 @@ def _compiled_kernel_gradient(
 ) -> jax.Array | None:
     """The kernel gradient by the compiled CPU kernel (`conv_kernel`) where it applies and is
     the faster, else None. It is when each image has at least 64 output pixels: on SPIRAL's
-    first policy layer (320 images, 32x32x16, 4x4 stride 2) 5.7 ms against XLA's 18.7, on
+    first policy layer (320 images, 32x32x16, 4x4 stride 2) 4.2-5.7 ms against XLA's 12-19, on
     DANN-sized 5x5 layers (128 images, 32x32x32 -> 64) 58 ms against 225; on a critic's last
     layers (8x8 -> 4x4 pixels) XLA's is the faster."""
     if _output_pixels(x, kernel_shape, strides, padding) < 64 or not conv_kernel.supported(x, grad):
@@ -277,19 +277,21 @@ def _strided_conv_fwd(x, kernel, strides, padding):
 
 def _strided_conv_bwd(strides, padding, residuals, grad):
     x, kernel = residuals
-    # The kernel gradient: XLA's own. Taken through the space-to-depth form it first rearranged
-    # the input into blocks and transposed them batch-minor: 2.8 times as long on SPIRAL's
-    # first policy layer (32x32x16, batch 320). The barrier keeps the input's elementwise
-    # producers (a ReLU, a bias) out of XLA's transposition of it, where they cost more than
-    # the convolution.
+    # The kernel gradient: the compiled kernel's where it applies, else XLA's own. Taken through
+    # the space-to-depth form it first rearranged the input into blocks and transposed them
+    # batch-minor: 2.8 times as long on SPIRAL's first policy layer (32x32x16, batch 320). The
+    # barrier keeps the input's elementwise producers (a ReLU, a bias) out of XLA's
+    # transposition of it, where they cost more than the convolution.
     x = jax.lax.optimization_barrier(x)
-    compiled = _compiled_kernel_gradient(x, grad, kernel.shape, strides, padding)
-    _, kernel_vjp = jax.vjp(
-        lambda k: jax.lax.conv_general_dilated(
-            x, k, strides, padding, dimension_numbers=_DIMENSIONS
-        ),
-        kernel,
-    )
+    grad_kernel = _compiled_kernel_gradient(x, grad, kernel.shape, strides, padding)
+    if grad_kernel is None:
+        _, kernel_vjp = jax.vjp(
+            lambda k: jax.lax.conv_general_dilated(
+                x, k, strides, padding, dimension_numbers=_DIMENSIONS
+            ),
+            kernel,
+        )
+        (grad_kernel,) = kernel_vjp(grad)
     # The input gradient: a stride-1 convolution's, carried back through the rearrangement
     # (both linear in the input). XLA's own (the gradient dilated by the stride, convolved)
     # is 8 to 11 times slower.
@@ -298,7 +300,7 @@ def _strided_conv_bwd(strides, padding, residuals, grad):
     )
     grad_blocks = valid_conv_input_gradient(grad, _block_kernel(kernel, strides))
     (grad_x,) = jax.linear_transpose(to_blocks, x)(grad_blocks)
-    return grad_x, kernel_vjp(grad)[0] if compiled is None else compiled
+    return grad_x, grad_kernel
 
 
 strided_conv.defvjp(_strided_conv_fwd, _strided_conv_bwd)
