@@ -84,10 +84,18 @@ def test_reader_takes_any_canvas_size_and_colour(reader, held_out):
 
 
 @pytest.mark.slow  # trains the reader twice (about a minute on 2 cores)
-def test_training_is_deterministic_and_matches_the_shipped_reader(reader):
+def test_training_is_deterministic_and_reads_like_the_shipped_reader(reader, held_out):
+    """The same machine trains the same parameters twice. Another CPU rounds XLA's arithmetic
+    differently and 3,000 Adam steps carry that into the parameters (on a new 2-core machine the
+    retrained parameters missed the shipped ones by more than their 2e-3 float16 tolerance, also
+    at the commit that shipped them), so across machines the retrained reader is
+    held to the shipped one's behaviour: its accuracy, and the classes it reads in held-out digits
+    and in random strokes."""
     first, second = readability.train_reader(0), readability.train_reader(0)
     for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(second.params), strict=True):
         np.testing.assert_array_equal(a, b)
     assert first.heldout_accuracy >= 0.97
-    for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(reader.params), strict=True):
-        np.testing.assert_allclose(a, b, atol=2e-3, rtol=2e-3)  # float16
+    assert abs(first.heldout_accuracy - reader.heldout_accuracy) <= 0.01
+    canvases = np.concatenate([held_out[0], _random_strokes(200, seed=3)])
+    agreement = np.mean(readability.read(first, canvases) == readability.read(reader, canvases))
+    assert agreement >= 0.97, agreement
