@@ -95,10 +95,9 @@ def kernel_gradient(
     """The kernel gradient [kh, kw, Ci, Co] of the convolution of x [N, H, W, Ci] (NHWC) with
     `strides` and explicit `padding` ((top, bottom), (left, right)), for the output gradient
     grad [N, Ho, Wo, Co]. Run the kernel only where `supported`; differentiable (XLA's)."""
-    kh, kw = kernel_shape[:2]
-    (top, bottom), (left, right) = padding
-    height = (x.shape[1] + top + bottom - kh) // strides[0] + 1
-    width = (x.shape[2] + left + right - kw) // strides[1] + 1
+    kernel = jax.ShapeDtypeStruct(tuple(kernel_shape), x.dtype)
+    convolve = functools.partial(_xla_conv, strides=strides, padding=padding)
+    height, width = jax.eval_shape(convolve, x, kernel).shape[1:3]
     if grad.shape[1:3] != (height, width) or kernel_shape[2:] != (x.shape[3], grad.shape[3]):
         raise ValueError(
             f"kernel_gradient: x {x.shape}, kernel {tuple(kernel_shape)}, strides {strides} "

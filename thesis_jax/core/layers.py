@@ -85,19 +85,24 @@ def _convolve(x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: 
     canvases 32x32x1 -> 16, 5x5: 3.4 ms against XLA's 14.9; its first strided layer 4.5
     against 7.3), else XLA's. Differentiable: its derivatives are XLA's."""
     strides = tuple(strides)
-    if _compiled_applies(x, kernel, strides, padding):
+    if _compiled_applies(x, kernel, kernel.shape, strides, padding):
         pads = _explicit_padding(padding, x.shape[1:3], kernel.shape[:2], strides)
         return conv_kernel.forward(x, kernel, strides, pads)
     return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DIMENSIONS)
 
 
 def _compiled_applies(
-    x: jax.Array, kernel: jax.Array, strides: Sequence[int], padding: Any
+    x: jax.Array,
+    other: jax.Array,
+    kernel_shape: Sequence[int],
+    strides: Sequence[int],
+    padding: Any,
 ) -> bool:
-    """Whether the compiled kernel runs this convolution's forward pass: `conv_kernel.supported`
-    and at least 64 output pixels per image (below that XLA's is as fast or faster)."""
-    return _output_pixels(x, kernel.shape, strides, padding) >= 64 and conv_kernel.supported(
-        x, kernel
+    """Whether the compiled kernels run this convolution's forward pass (other: the kernel) or
+    kernel gradient (other: the output's gradient): `conv_kernel.supported` and at least 64
+    output pixels per image (below that XLA's is as fast or faster)."""
+    return _output_pixels(x, kernel_shape, strides, padding) >= 64 and conv_kernel.supported(
+        x, other
     )
 
 
@@ -113,7 +118,7 @@ def _compiled_kernel_gradient(
     first policy layer (320 images, 32x32x16, 4x4 stride 2) 4.2-5.7 ms against XLA's 12-19, on
     DANN-sized 5x5 layers (128 images, 32x32x32 -> 64) 58 ms against 225; on a critic's last
     layers (8x8 -> 4x4 pixels) XLA's is the faster."""
-    if _output_pixels(x, kernel_shape, strides, padding) < 64 or not conv_kernel.supported(x, grad):
+    if not _compiled_applies(x, grad, kernel_shape, strides, padding):
         return None
     pads = _explicit_padding(padding, x.shape[1:3], kernel_shape[:2], strides)
     return conv_kernel.kernel_gradient(x, grad, tuple(kernel_shape), tuple(strides), pads)
@@ -234,7 +239,8 @@ def _fast_conv_bwd(padding, chunk, residuals, grad):
     # Not where the padding is most of what the flipped kernel reads (an output under twice the
     # kernel's size): there XLA's is faster (DANN MNIST's 8x8 output of a 5x5 kernel).
     wide = grad.shape[1] >= 2 * kh and grad.shape[2] >= 2 * kw
-    if wide and min(pads[0] + pads[1]) >= 0 and _compiled_applies(grad, flipped, (1, 1), pads):
+    applies = _compiled_applies(grad, flipped, flipped.shape, (1, 1), pads)
+    if wide and min(pads[0] + pads[1]) >= 0 and applies:
         grad_x = conv_kernel.forward(grad, flipped, (1, 1), pads)
     else:
         (grad_x,) = jax.linear_transpose(lambda x: conv(x, kernel, padding), x)(grad)
@@ -443,10 +449,7 @@ class Conv(_Convolution):
         strides, chunk = tuple(self.strides), self.kernel_gradient_chunk
         if strides == (1, 1):
             kh, kw = self.kernel_size
-            (top, bottom), (left, right) = _explicit_padding(self.padding, x.shape[1:3], (kh, kw))
-            height = x.shape[1] + top + bottom - kh + 1
-            width = x.shape[2] + left + right - kw + 1
-            if height * width < kh * kw:
+            if _output_pixels(x, (kh, kw), strides, self.padding) < kh * kw:
                 return small_output_conv(x, kernel, self.padding, chunk) + bias
             return fast_conv(x, kernel, self.padding, chunk) + bias
         return strided_conv(x, kernel, strides, self.padding) + bias
