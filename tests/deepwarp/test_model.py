@@ -66,13 +66,88 @@ def test_anchor_maps_are_offsets_to_each_landmark_eq_4_3_5():
     maps = np.asarray(deepwarp.anchor_maps(landmarks, 6, 12))
     assert maps.shape == (1, 6, 12, 4)
     # x - x_i and y - y_i, in units of the crop width.
-    np.testing.assert_allclose(maps[0, 4, 7, 0], (7 - 3) / 12)
-    np.testing.assert_allclose(maps[0, 4, 7, 1], (7 - 10) / 12)
-    np.testing.assert_allclose(maps[0, 4, 7, 2], (4 - 2) / 12)
-    np.testing.assert_allclose(maps[0, 4, 7, 3], (4 - 5) / 12)
+    np.testing.assert_allclose(maps[0, 4, 7, 0], (7 - 3) / 12, rtol=1e-6)
+    np.testing.assert_allclose(maps[0, 4, 7, 1], (7 - 10) / 12, rtol=1e-6)
+    np.testing.assert_allclose(maps[0, 4, 7, 2], (4 - 2) / 12, rtol=1e-6)
+    np.testing.assert_allclose(maps[0, 4, 7, 3], (4 - 5) / 12, rtol=1e-6)
     # At half scale pixel (i, j) covers full-size pixels 2i, 2i+1: centre 2i + 0.5.
     half = np.asarray(deepwarp.anchor_maps(landmarks, 3, 6, scale=0.5))
-    np.testing.assert_allclose(half[0, 1, 2, 0], (4.5 - 3) / 12)
+    np.testing.assert_allclose(half[0, 1, 2, 0], (4.5 - 3) / 12, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel_size", [(1, 1), (3, 3), (5, 5), (4, 3)])
+def test_the_convolution_of_affine_maps_is_the_convolution_of_the_maps_themselves(kernel_size):
+    from thesis_jax.deepwarp.model import affine_maps, affine_maps_conv
+
+    rng = np.random.default_rng(0)
+    coefficients = jnp.asarray(rng.normal(size=(2, 3, 5)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(*kernel_size, 5, 4)), jnp.float32)
+    maps = affine_maps(coefficients, H, W)
+    # a + b x + c y at column x, row y
+    np.testing.assert_allclose(
+        maps[1, 4, 7], coefficients[1, 0] + 7 * coefficients[1, 1] + 4 * coefficients[1, 2]
+    )
+    expected = jax.lax.conv_general_dilated(
+        maps, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    got = affine_maps_conv(coefficients, kernel, H, W)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    # and its gradients, which reach the angle embedding through the coefficients
+    weights = jnp.asarray(rng.normal(size=expected.shape), jnp.float32)
+    direct = jax.grad(
+        lambda c, k: jnp.sum(
+            weights
+            * jax.lax.conv_general_dilated(
+                affine_maps(c, H, W), k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+        ),
+        argnums=(0, 1),
+    )(coefficients, kernel)
+    fast = jax.grad(lambda c, k: jnp.sum(weights * affine_maps_conv(c, k, H, W)), argnums=(0, 1))(
+        coefficients, kernel
+    )
+    for a, b in zip(fast, direct, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("extra_channels", [0, 5])
+def test_the_first_layer_is_one_convolution_of_the_image_the_affine_maps_and_the_rest(
+    extra_channels,
+):
+    """Sec. 4.3.3's inputs as maps: the image, the angle embedding's 16 constant maps, the 14
+    anchor maps (and for the 1x module of ms / cfw the coarse module's maps), concatenated in
+    that order along the first kernel's input channels."""
+    from thesis_jax.deepwarp.model import InputConv, affine_maps, input_coefficients
+
+    image, landmarks, _ = _inputs(batch=3)
+    rng = np.random.default_rng(1)
+    embedding = jnp.asarray(rng.random((3, 16)), jnp.float32)
+    coefficients = input_coefficients(embedding, landmarks, W, 1.0)
+    np.testing.assert_allclose(
+        affine_maps(coefficients, H, W),
+        np.concatenate(
+            [
+                np.broadcast_to(embedding[:, None, None], (3, H, W, 16)),
+                deepwarp.anchor_maps(landmarks, H, W),
+            ],
+            axis=-1,
+        ),
+        rtol=1e-6,
+        atol=1e-6,
+    )
+    extra = jnp.asarray(rng.random((3, H, W, extra_channels)), jnp.float32)
+    layer = InputConv(8, 5)
+    variables = layer.init(
+        jax.random.PRNGKey(0), image, coefficients, extra if extra_channels else None
+    )
+    got = layer.apply(variables, image, coefficients, extra if extra_channels else None)
+    kernel = variables["params"]["kernel"]
+    assert kernel.shape == (5, 5, 3 + 30 + extra_channels, 8)
+    maps = jnp.concatenate([image, affine_maps(coefficients, H, W), extra], axis=-1)
+    expected = jax.lax.conv_general_dilated(
+        maps, kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_the_angle_changes_the_flow_once_trained_a_little():
