@@ -100,15 +100,15 @@ def tour(workdir: str, budget: float = 1.0, seed: int = 0) -> Any:
     )
 
 
-# Measured on 2 cores, the tour's setting at 500 steps, held-out MSE of CFW+LCM against CFW: seed
-# 0 0.00420 / 0.00430, seed 1 0.00503 / 0.00540, seed 2 0.00444 / 0.00462. (With the mask
-# starting at 0.02 instead of 0.002, CFW+LCM trailed by 4-5% on seeds 0 and 1.) The note is for a
-# shorter budget or another seed where it trails.
+# Measured on 2 cores (one XLA thread), the tour's setting, held-out MSE of CFW+LCM against CFW:
+# at 1000 steps seed 0 0.00344 / 0.00372, seed 1 0.00364 / 0.00380, seed 2 0.00332 / 0.00384; at
+# 500 steps seed 0 0.00419 / 0.00420. (With the mask starting at 0.02 instead of 0.002, CFW+LCM
+# trailed by 4-5% at 500 steps.) The note is for a shorter budget or a seed where it trails.
 LCM_NOTE = (
     " Why: the lightness correction starts as a slight uniform brightening (a mask of 0.002) "
-    "and needs steps to learn where to whiten; at the default budget it leads CFW by 2-7% on "
-    "seeds 0, 1 and 2, a small margin that a shorter --budget or another seed can reverse; on "
-    "procedural eyes its gain is small even in longer runs (see the README's `eyes` run)."
+    "and needs steps to learn where to whiten: at the default budget (1000 steps) it leads CFW "
+    "by 4-14% on seeds 0, 1 and 2, at 500 steps by less than seed noise; on procedural eyes its "
+    "gain stays modest in longer runs too (see the README's `eyes` run)."
 )
 
 

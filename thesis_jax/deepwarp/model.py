@@ -7,8 +7,8 @@ embedded by FC(16)-ReLU-FC(16)-ReLU and broadcast to 16 constant maps, and 14 an
 30 of those maps are affine functions of the pixel's position (a + b x + c y), so the first
 convolution of each module takes them as coefficients and convolves them in closed form
 (`affine_maps_conv`, `InputConv`): the same numbers as convolving the concatenated maps, with
-a tenth of that layer's work and no gradient through 30 image-sized maps (a training step of
-CFW+LCM on one core: 238 -> 178 ms).
+a tenth (SS) to a fifth (CFW's 1x module) of that layer's work and no gradient through 30
+image-sized maps (a training step of CFW+LCM on one core: 238 -> 178 ms).
 
 Warping modules (sec. 4.3.2) are stacks of 'SAME' convolutions + BatchNorm + ReLU, stride 1, no
 pooling, ending in a 1x1 convolution to a two-channel flow (initialised at zero, so training
@@ -111,8 +111,8 @@ def affine_maps_conv(coefficients: jax.Array, kernel: jax.Array, height: int, wi
     Each output pixel is a sum over the taps that read inside the image of kernel[tap] applied
     to a + b x + c y at the pixel read: per example, the three coefficient vectors through each
     tap's kernel (B x 3 x taps x F numbers), then one matrix product with the taps' moments
-    (`_tap_moments`). For DeepWarp's first layer (33 input maps, 30 of them affine) this is
-    about a tenth of the convolution's work, and no gradient with respect to the maps.
+    (`_tap_moments`): B x 3 x taps x F multiply-adds per pixel instead of B x C x taps x F,
+    and no gradient with respect to image-sized maps.
     """
     kh, kw, channels, features = kernel.shape
     chex.assert_shape(coefficients, (None, 3, channels))
