@@ -100,7 +100,7 @@ def tour(workdir: str, budget: float = 1.0, seed: int = 0) -> Any:
     )
 
 
-# Measured on 2 cores (one XLA thread), the tour's setting, held-out MSE of CFW+LCM against CFW:
+# Measured on 2 cores (the same on one XLA thread as on two), held-out MSE of CFW+LCM against CFW:
 # at 1000 steps seed 0 0.00344 / 0.00372, seed 1 0.00364 / 0.00380, seed 2 0.00332 / 0.00384; at
 # 500 steps seed 0 0.00419 / 0.00420. (With the mask starting at 0.02 instead of 0.002, CFW+LCM
 # trailed by 4-5% at 500 steps.) The note is for a shorter budget or a seed where it trails.
