@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import linen as nn
 
-from thesis_jax.core.layers import same_padding
+from thesis_jax.core import layers
 from thesis_jax.deepwarp.warp import bilinear_warp
 
 VARIANTS = ("ss", "ms", "cfw", "cfw_lcm")
@@ -95,7 +95,7 @@ def _tap_moments(height: int, width: int, kh: int, kw: int) -> np.ndarray:
     """(3, H * W, kh * kw): for each output pixel of a 'SAME' convolution and each kernel tap,
     whether the tap reads inside the image (the zero padding reads 0), times 1, the column and
     the row of the pixel it reads."""
-    top, left = same_padding(height, kh, 1)[0], same_padding(width, kw, 1)[0]
+    top, left = layers.same_padding(height, kh, 1)[0], layers.same_padding(width, kw, 1)[0]
     rows = np.arange(height)[:, None] + np.arange(kh)[None, :] - top  # (H, kh)
     cols = np.arange(width)[:, None] + np.arange(kw)[None, :] - left  # (W, kw)
     inside = ((rows >= 0) & (rows < height))[:, None, :, None] & ((cols >= 0) & (cols < width))[
@@ -174,9 +174,7 @@ class InputConv(nn.Module):
         )
         dense_kernel = jnp.concatenate([kernel[:, :, : split[0]], kernel[:, :, split[1] :]], axis=2)
         height, width = image.shape[1:3]
-        out = jax.lax.conv_general_dilated(
-            dense, dense_kernel, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        out = layers.conv(dense, dense_kernel, "SAME")
         affine_kernel = kernel[:, :, split[0] : split[1]]
         return out + affine_maps_conv(affine_coefficients, affine_kernel, height, width)
 
