@@ -82,21 +82,29 @@ KNOWN_SHIFT = 0.09
 """The synthetic iris shift of the measurement check (eye widths; a real eye turned ~15 deg)."""
 SMALL_SHIFTS = (0.03, 0.06)
 """Smaller known shifts, checked by template matching only: a real eye turned 5 and 10 deg."""
+STILL_LID_SHIFTS = (-0.06, 0.06)
+"""Known shifts of the iris alone, under lids that stay (`move_iris(lids_still=True)`): a model
+that moves the iris further than the lids must not be measured by its lids."""
 
 
 def measure_known_shift(photo: np.ndarray, landmarks: np.ndarray, mesh) -> dict[str, list]:
     """Moves every eye's iris by KNOWN_SHIFT (`gain.move_iris`) and asks `gain.iris_shift` and
     MediaPipe's iris landmark (the face mesh run again on the moved photo) how far it moved:
     the share of the known shift each finds, per eye; and `gain.iris_shift`'s share of each of
-    SMALL_SHIFTS (keys "template <shift>"), where the smallest redirections' gains are read."""
+    SMALL_SHIFTS (keys "template <shift>"), where the smallest redirections' gains are read,
+    and of STILL_LID_SHIFTS with the lids kept still (keys "lids still <shift>")."""
     from thesis_jax.deepwarp import gain, gaze
 
     found: dict[str, list] = {"template": [], "mediapipe": []}
     found |= {f"template {shift:g}": [] for shift in SMALL_SHIFTS}
+    found |= {f"lids still {shift:g}": [] for shift in STILL_LID_SHIFTS}
     for points in landmarks:
         for shift in SMALL_SHIFTS:
             moved = gain.move_iris(photo, points, shift)
             found[f"template {shift:g}"].append(gain.iris_shift(photo, moved, points).up / shift)
+        for shift in STILL_LID_SHIFTS:
+            moved = gain.move_iris(photo, points, shift, lids_still=True)
+            found[f"lids still {shift:g}"].append(gain.iris_shift(photo, moved, points).up / shift)
         moved = gain.move_iris(photo, points, KNOWN_SHIFT)
         found["template"].append(gain.iris_shift(photo, moved, points).up / KNOWN_SHIFT)
         again, _ = gaze.mesh_to_eyes(mesh(np.clip(moved, 0, 255).round().astype(np.uint8)))
@@ -110,9 +118,28 @@ def measure_known_shift(photo: np.ndarray, landmarks: np.ndarray, mesh) -> dict[
     return found
 
 
-def renderer_geometry(count: int = 2000) -> list[dict]:
+def iris_in_opening(landmarks: np.ndarray) -> dict[str, np.ndarray]:
+    """Per eye (E, 7, 2): how high the iris centre sits above the corners' midpoint, and how far
+    the upper and lower lid points (1/3 and 2/3 of the way) are above and below it, in eye
+    widths."""
+    from thesis_jax.deepwarp import gain
+
+    rows = []
+    for points in landmarks:
+        origin, _, up, width = gain.eye_frame(points)
+        height = (points - origin) @ up / width
+        rows.append(
+            (height[6], height[[1, 2]].mean() - height[6], height[6] - height[[4, 5]].mean())
+        )
+    iris, upper, lower = np.asarray(rows, np.float64).T
+    return {"iris": iris, "upper": upper, "lower": lower}
+
+
+def renderer_geometry(real_landmarks: np.ndarray, count: int = 2000) -> list[dict]:
     """The renderer's eye geometry ("varied" identities, units of the eye width) beside
-    typical adult values (a 30 mm wide, 9-11 mm high opening)."""
+    typical adult values (a 30 mm wide, 9-11 mm high opening), and where the iris sits in the
+    opening beside the real photos' eyes (`real_landmarks`, MediaPipe's)."""
+    from thesis_jax.data import eyes
     from thesis_jax.data.eyes import appearance
 
     ids = np.arange(FIRST_RENDERED, FIRST_RENDERED + count)
@@ -124,7 +151,18 @@ def renderer_geometry(count: int = 2000) -> list[dict]:
         low, high = np.percentile(values, [5, 95])
         return f"{low:.2f}-{high:.2f}"
 
+    few = ids[:200]
+    _, looking_ahead = eyes.render_eye(few, 0.0, nuisance=few, roll=0.0, appearance="varied")
+    rendered, real = iris_in_opening(looking_ahead), iris_in_opening(real_landmarks)
+    placement = [
+        {"what": f"{what} / eye width", "renderer": spread(rendered[key]),
+         "real": f"{spread(real[key])} (the photos' eyes, MediaPipe)"}
+        for key, what in (("iris", "iris centre above the corner line, pitch 0"),
+                          ("upper", "upper lid points above the iris centre"),
+                          ("lower", "lower lid points below the iris centre"))
+    ]  # fmt: skip
     return [
+        *placement,
         {"what": "iris diameter / eye width", "renderer": spread(2 * looks["iris_radius"]),
          "real": "0.37-0.42 (11-12.5 mm)"},
         {"what": "pupil diameter / eye width (before the light's scaling)",
@@ -224,7 +262,7 @@ def main() -> None:
                               "gains": rows["model, rendered eyes"].tolist()}  # fmt: skip
 
     photos = real_photos(beside_repository(args.bsds_dir), BSDS_FACES[: args.photos])
-    shown, per_photo, gains, every = [], {}, [], []
+    shown, per_photo, gains, every, real_landmarks = [], {}, [], [], []
     check: dict[str, list] = {}
     with FaceMesh(max_faces=4) as mesh:
         for name, photo in photos:
@@ -233,6 +271,7 @@ def main() -> None:
                 print(f"{name}: no face with eyes of {MIN_EYE} px or more; skipped")
                 continue
             result = gain.redirection_gain(redirector, [photo], [landmarks], [mirrored], angles)
+            real_landmarks.append(landmarks)
             gains.append(result.gains())
             per_photo[name] = {"eye_widths": result.widths.round(1).tolist(),
                                "gains": result.gains(min_score=-1).round(3).tolist(),
@@ -272,8 +311,13 @@ def main() -> None:
           + " and ".join(f"{shift:g}" for shift in SMALL_SHIFTS)
           + " (a real eye turned 5 and 10 degrees), iris_shift finds "
           + " and ".join(f"{known[f'template {shift:g}']['median']:.2f}"
-                         for shift in SMALL_SHIFTS))  # fmt: skip
-    report["renderer_geometry"] = renderer_geometry()
+                         for shift in SMALL_SHIFTS)
+          + "; the iris alone moved "
+          + " and ".join(f"{shift:+g}" for shift in STILL_LID_SHIFTS)
+          + " under still lids: "
+          + " and ".join(f"{known[f'lids still {shift:g}']['median']:.2f}"
+                         for shift in STILL_LID_SHIFTS))  # fmt: skip
+    report["renderer_geometry"] = renderer_geometry(np.concatenate(real_landmarks))
     print("\nthe renderer's geometry (5-95% of identities) beside typical adult eyes:")
     for row in report["renderer_geometry"]:
         print(f"  {row['what']:<58} {row['renderer']:>11}   real: {row['real']}")

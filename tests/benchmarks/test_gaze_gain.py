@@ -30,9 +30,20 @@ def test_gain_report_covers_rendered_and_real_eyes(tmp_path):
     assert rows[15.0]["real, every match"]["median"] > 0.1  # up when asked up
     assert rows[-10.0]["real, every match"]["median"] > 0.1  # and down when asked down
     # On real eyes, an iris moved by a known amount is found where it went: also by the small
-    # shifts of a 5 and a 10 degree turn, where the smallest redirections' gains are read.
-    for key in ("template", "template 0.03", "template 0.06"):
+    # shifts of a 5 and a 10 degree turn, where the smallest redirections' gains are read, and
+    # when the iris alone moves under lids that stay.
+    for key in (
+        "template",
+        "template 0.03",
+        "template 0.06",
+        "lids still -0.06",
+        "lids still 0.06",
+    ):
         assert report["known_shift_recovered"][key]["median"] == pytest.approx(1.0, abs=0.05)
+    # Where the iris sits in the opening, the renderer's beside the photo's.
+    placement = report["renderer_geometry"][0]
+    assert placement["what"].startswith("iris centre above the corner line")
+    assert "MediaPipe" in placement["real"]
     assert "iris travel" in result.stdout and "model, real photos" in result.stdout
     assert (tmp_path / "gain.png").stat().st_size > 10_000
     assert (tmp_path / "gain_faces.png").stat().st_size > 10_000

@@ -101,6 +101,60 @@ def test_move_iris_moves_the_iris_and_iris_shift_finds_it(rendered):
     assert gain.iris_shift(images[0][..., 0], grey, points[0]).up == pytest.approx(-0.05, abs=0.003)
 
 
+def _eye(upper: float = 0.2, lower: float = -0.12) -> np.ndarray:
+    """Landmarks of an 80-px eye centred at (50, 50): its lids `upper` and `lower` eye widths
+    above the corner line at 1/3 and 2/3 of the way, the iris centre at the origin."""
+    points = np.zeros((7, 2))
+    points[0], points[3] = (90.0, 50.0), (10.0, 50.0)
+    points[1], points[2] = (50 + 80 / 6, 50 - 80 * upper), (50 - 80 / 6, 50 - 80 * upper)
+    points[4], points[5] = (50 - 80 / 6, 50 - 80 * lower), (50 + 80 / 6, 50 - 80 * lower)
+    points[6] = (50.0, 50.0)
+    return points
+
+
+def test_eye_opening_lies_between_the_lid_curves():
+    points = _eye()
+    u = np.array([0.0, 0.0, 0.0, 0.0, -1 / 6, 0.45, 0.55, 0.0])
+    v = np.array([0.1, 0.24, -0.1, -0.2, 0.19, 0.0, 0.0, 0.15])
+    inside = gain.eye_opening(points, u, v)
+    # The cubic through (-0.5, 0), (-1/6, 0.2), (1/6, 0.2), (0.5, 0) peaks at 0.225 over the
+    # middle: 0.1 and 0.15 are inside, 0.24 above; beyond a corner is outside.
+    np.testing.assert_array_equal(inside, [True, False, True, False, True, True, False, True])
+    shrunk = gain.eye_opening(points, u, v, margin=0.08)
+    np.testing.assert_array_equal(shrunk, [True, False, False, False, False, False, False, False])
+    # Either eye: the corners' order does not matter.
+    mirrored = points.copy()
+    mirrored[[0, 1, 2, 3, 4, 5]] = points[[3, 2, 1, 0, 5, 4]]
+    np.testing.assert_array_equal(gain.eye_opening(mirrored, u, v), inside)
+
+
+def test_a_closed_eye_is_not_measured(rendered):
+    _, images, points, _, _ = rendered
+    closed = points[0].copy()
+    corners = 0.5 * (closed[0] + closed[3])
+    closed[[1, 2, 4, 5]] = corners + (closed[[1, 2, 4, 5]] - corners) * [1.0, 0.05]
+    found = gain.iris_shift(images[0], images[0], closed)
+    assert found.score == 0 and math.isnan(found.up) and math.isnan(found.along)
+
+
+def test_iris_shift_follows_the_iris_under_lids_that_stay(rendered):
+    # The template keeps inside the opening: an iris that slides under still lids is found
+    # where it went, not held back by the lids.
+    _, images, points, _, _ = rendered
+    for image, landmarks in zip(images[:4], points[:4], strict=True):
+        for shift in (-0.06, 0.06):
+            moved = gain.move_iris(image, landmarks, shift, lids_still=True)
+            origin, along, up, width = gain.eye_frame(landmarks)
+            ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]]
+            u = ((xs - origin[0]) * along[0] + (ys - origin[1]) * along[1]) / width
+            v = ((xs - origin[0]) * up[0] + (ys - origin[1]) * up[1]) / width
+            outside = ~gain.eye_opening(landmarks, u, v)
+            np.testing.assert_array_equal(moved[outside], image[outside])  # the lids stay
+            found = gain.iris_shift(image, moved, landmarks)
+            assert found.score > gain.MIN_SCORE
+            assert found.up == pytest.approx(shift, abs=0.006)
+
+
 class _Translator:
     """A stand-in for GazeRedirector that moves the whole image up by `per_degree` * angle
     eye widths (eye width: the first eye's)."""
@@ -129,6 +183,22 @@ def test_redirection_gain_divides_by_the_real_eyes_shift(rendered):
     stats = gain.summarise(np.array([1.0, 2.0, np.nan, 3.0]))
     assert stats == {"median": 2.0, "q25": 1.5, "q75": 2.5}
     assert math.isnan(gain.summarise(np.array([np.nan]))["median"])
+
+
+def test_renderer_agreement_is_the_models_shift_over_the_renderers():
+    # A stand-in that moves every eye 0.35 * radians(angle) eye widths (its first eye's width)
+    # against the renderer's own shifts of the same eyes: the known ratio, per angle.
+    ids, angles = range(HELD_OUT, HELD_OUT + 3), (-10.0, 20.0)
+    _, points, truth = gain.rendered_eyes(ids, angles=angles)
+    width = gain.eye_frame(points[0])[3]
+    per_degree = 0.35 * math.radians(1.0)
+    stand_ins = [_Translator(per_degree, width), _Translator(2 * per_degree, width)]
+    agreement = gain.renderer_agreement(stand_ins, ids, angles)
+    assert agreement.shape == (2, 2)
+    widths = np.array([gain.eye_frame(p)[3] for p in points])
+    moved = np.array(angles)[:, None] * per_degree * width / widths  # each eye's own widths
+    np.testing.assert_allclose(agreement[0], np.median(moved / truth, axis=1), rtol=0.05)
+    np.testing.assert_allclose(agreement[1], 2 * agreement[0], rtol=0.05)
 
 
 @pytest.mark.slow
