@@ -166,12 +166,24 @@ def test_export_round_trip_and_loading_a_workdir(tmp_path, random_model):
     core.presets.claim_workdir(config, tmp_path / "run")
     config.model.variant = "cfw_lcm"
     state = deepwarp.init(jax.random.PRNGKey(3), config)
+    later = state.replace(params=jax.tree.map(lambda x: x + 1, state.params))
     with core.Checkpointer(tmp_path / "run" / "cfw_lcm" / "checkpoints", save_every=1) as ckpt:
         ckpt.save(7, state)
+        ckpt.save(9, later)
     restored, _, restored_arch = gaze.load_model(tmp_path / "run")
     assert restored_arch.variant == "cfw_lcm" and restored_arch.widths == (4, 8, 4, 4)
-    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(state.params), strict=True):
+    for a, b in zip(jax.tree.leaves(restored), jax.tree.leaves(later.params), strict=True):
+        np.testing.assert_array_equal(a, b)  # the newest checkpoint
+    # Any kept checkpoint by its step.
+    assert gaze.checkpoint_steps(tmp_path / "run") == [7, 9]
+    assert gaze.checkpoint_steps(tmp_path / "run" / "cfw_lcm") == [7, 9]
+    earlier, _, _ = gaze.load_model(tmp_path / "run", step=7)
+    for a, b in zip(jax.tree.leaves(earlier), jax.tree.leaves(state.params), strict=True):
         np.testing.assert_array_equal(a, b)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint of step 8; it keeps \[7, 9\]"):
+        gaze.load_model(tmp_path / "run", step=8)
+    with pytest.raises(ValueError, match="an export file"):
+        gaze.load_model(path, step=7)
     with pytest.raises(FileNotFoundError, match="no DeepWarp model"):
         gaze.load_model(tmp_path / "missing")
 

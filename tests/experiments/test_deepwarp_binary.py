@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.experiments.binaries import picture, run_module
-from thesis_jax.deepwarp import export
+from thesis_jax.deepwarp import export, gaze
 
 TINY = [
     "--config.num_steps=3",
@@ -62,6 +62,22 @@ def test_deepwarp_binary_trains_variants_and_writes_the_report(tmp_path):
     assert arch.variant == "cfw_lcm" and arch.widths == (4, 8, 4, 4)
     assert model.stat().st_size < 0.6 * (workdir / "cfw_lcm" / "export.msgpack").stat().st_size
     for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(source), strict=True):
+        np.testing.assert_array_equal(a, b.astype(np.float16).astype(np.float32))
+    # --select: of the kept checkpoints, the one whose rendered eyes move most like the
+    # renderer's; every one is listed with its worst deviation.
+    chosen = tmp_path / "chosen.msgpack"
+    selected = run_module(
+        "experiments.deepwarp_export", f"--workdir={workdir}", f"--output={chosen}", "--select",
+        timeout=300,
+    )  # fmt: skip
+    assert selected.returncode == 0, selected.stderr[-3000:]
+    rows = [line.split() for line in selected.stdout.splitlines() if line[:1].isdigit()]
+    worst = {int(row[0]): float(row[-1]) for row in rows}
+    assert set(worst) == set(gaze.checkpoint_steps(workdir)) and 3 in worst
+    step = int(selected.stdout.split("selected step ")[1].split()[0])
+    assert worst[step] == min(worst.values())
+    for a, b in zip(jax.tree.leaves(export.load_export(chosen)[0]),
+                    jax.tree.leaves(gaze.load_model(workdir, step)[0]), strict=True):  # fmt: skip
         np.testing.assert_array_equal(a, b.astype(np.float16).astype(np.float32))
     bad = run_module("experiments.deepwarp_export", f"--workdir={tmp_path}/none", timeout=300)
     assert bad.returncode != 0 and "not a finished run" in bad.stderr.strip().splitlines()[-1]

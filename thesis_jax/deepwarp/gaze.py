@@ -282,10 +282,13 @@ class GazeRedirector:
         self._apply = arch.model().apply
 
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, **kwargs: Any) -> GazeRedirector:
+    def load(
+        cls, path: str | os.PathLike | None = None, step: int | None = None, **kwargs: Any
+    ) -> GazeRedirector:
         """From an export file, a variant folder or a workdir of `experiments.deepwarp`
-        (its `cfw_lcm` variant, else the last trained one); None: the shipped model."""
-        return cls(*load_model(DEFAULT_MODEL if path is None else path), **kwargs)
+        (its `cfw_lcm` variant, else the last trained one; `step`: one of its kept
+        checkpoints); None: the shipped model."""
+        return cls(*load_model(DEFAULT_MODEL if path is None else path, step), **kwargs)
 
     def check_angle(self, vertical: float, horizontal: float = 0.0) -> np.ndarray:
         """The model's angle vector (A,) for a redirection; ValueError if out of its range."""
@@ -379,15 +382,39 @@ def _like(result: np.ndarray, source: np.ndarray, image: np.ndarray) -> np.ndarr
     return out
 
 
-def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Architecture]:
+def load_model(
+    path: str | os.PathLike, step: int | None = None
+) -> tuple[Any, dict[str, Any], Architecture]:
     """(params, model_state, arch) from an export file or an `experiments.deepwarp` folder.
 
     A folder may be a variant folder (`<workdir>/<variant>`, with `export.msgpack` or orbax
     `checkpoints/`) or a workdir (its `cfw_lcm` variant, else the last variant of its config).
+    `step` picks one of the folder's kept checkpoints (`checkpoint_steps`) instead of its
+    export or newest checkpoint.
     """
     path = Path(path)
     if path.is_file():
+        if step is not None:
+            raise ValueError(f"{path} is an export file; `step` picks a checkpoint of a run")
         return load_export(path)
+    folder, workdir = _variant_folder(path)
+    if step is None and (folder / "export.msgpack").is_file():
+        return load_export(folder / "export.msgpack")
+    return _restore_variant(folder, workdir, step)
+
+
+def checkpoint_steps(path: str | os.PathLike) -> list[int]:
+    """The steps of the checkpoints a run's folder keeps (see `load_model`), oldest first."""
+    from thesis_jax.core import Checkpointer
+
+    folder, _ = _variant_folder(Path(path))
+    if not (folder / "checkpoints").is_dir():
+        return []
+    with Checkpointer(folder / "checkpoints", save_every=1) as checkpointer:
+        return sorted(checkpointer.all_steps())
+
+
+def _variant_folder(path: Path) -> tuple[Path, Path]:
     if not path.is_dir():
         raise FileNotFoundError(
             f"no DeepWarp model at {path}: pass an export.msgpack or a workdir of "
@@ -397,13 +424,13 @@ def load_model(path: str | os.PathLike) -> tuple[Any, dict[str, Any], Architectu
     if config_file.is_file():  # a workdir: pick its variant
         variants = json.loads(config_file.read_text()).get("variants", [])
         chosen = "cfw_lcm" if "cfw_lcm" in variants else (variants[-1] if variants else "")
-        return _load_variant(path / chosen, path)
-    return _load_variant(path, path.parent)
+        return path / chosen, path
+    return path, path.parent
 
 
-def _load_variant(folder: Path, workdir: Path) -> tuple[Any, dict[str, Any], Architecture]:
-    if (folder / "export.msgpack").is_file():
-        return load_export(folder / "export.msgpack")
+def _restore_variant(
+    folder: Path, workdir: Path, step: int | None
+) -> tuple[Any, dict[str, Any], Architecture]:
     config_file = workdir / "config.json"
     if not (folder / "checkpoints").is_dir() or not config_file.is_file():
         raise FileNotFoundError(
@@ -422,7 +449,12 @@ def _load_variant(folder: Path, workdir: Path) -> tuple[Any, dict[str, Any], Arc
         holder[leaf] = tuple(holder[leaf])
     template = init(jax.random.PRNGKey(0), config)
     with Checkpointer(folder / "checkpoints", save_every=1) as checkpointer:
-        state = checkpointer.restore(template)
+        if step is not None and step not in checkpointer.all_steps():
+            raise FileNotFoundError(
+                f"{folder / 'checkpoints'} keeps no checkpoint of step {step}; it keeps "
+                f"{sorted(checkpointer.all_steps())}"
+            )
+        state = checkpointer.restore(template, step)
     if state is None:
         raise FileNotFoundError(f"{folder / 'checkpoints'} holds no checkpoint yet")
     params = jax.tree.map(np.asarray, state.params)
