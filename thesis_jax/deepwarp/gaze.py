@@ -44,7 +44,7 @@ from thesis_jax.deepwarp.train import init, predict
 
 DEFAULT_MODEL = Path(__file__).resolve().parent / "assets" / "gaze_cfw_lcm.msgpack"
 """CFW + LCM trained on the renderer's "varied" eyes (`experiments.deepwarp --config=eyes_varied`),
-stored in float16."""
+the checkpoint `experiments.deepwarp_export --select` picks, stored in float16."""
 FEATHER = 0.2
 """Width of the blending ramp at each side of the crop box, as a fraction of the box's size."""
 

@@ -197,12 +197,16 @@ def vary_identities(identity: dict[str, np.ndarray], ids: np.ndarray) -> dict[st
             "dark_circle": uniform(0.0, 0.35),
             "skin_gain": uniform(0.75, 1.15) * uniform(0.95, 1.05, 3),
             "lid_shadow": uniform(0.55, 1.0) if uniform() < 0.3 else 1.0,
+            # The eyeball 0.04-0.09 eye widths above the corner line (v grows downwards), not
+            # 0-0.05: a real eye's iris sits high in its opening, under the upper lid
+            # (benchmarks/gaze_gain.py prints both eyes' landmark geometry).
+            "ball_v": uniform(-0.09, -0.04),
         }
     unique, inverse = np.unique(ids, return_inverse=True)
     rows = [rows_by_id[int(value)] for value in unique]
     out = dict(identity)
     for key in ("upper_height", "lower_height", "iris_radius", "redness", "lash_length",
-                "lash_darkness", "crease_depth", "dark_circle"):  # fmt: skip
+                "lash_darkness", "crease_depth", "dark_circle", "ball_v"):  # fmt: skip
         out[key] = np.array([row[key] for row in rows])[inverse]
     sclera = np.array([row["sclera_scale"] for row in rows])[inverse]
     out["sclera"] = identity["sclera"] * sclera[:, None]
