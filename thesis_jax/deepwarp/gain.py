@@ -52,10 +52,10 @@ MIN_SCORE = 0.8
 LID_MARGIN = 0.08
 """The template keeps to the eye's opening shrunk by this much (eye widths): no lid margin, no
 lashes. In real eyes the upper lid covers the top of the iris (MediaPipe's lid landmarks sit
-0.11 eye widths above the iris centre on the benchmark's photos), so a plain disc would follow
-the lids as well as the iris. Of 0, 0.02, ..., 0.08, the margin that best finds irises moved
-+-0.03 and +-0.06 eye widths under still lids on the benchmark's real eyes (all at least 0.97
-of the shift, 19 of 20 eyes measured)."""
+0.08-0.16 eye widths above the iris centre on the benchmark's photos), so a plain disc would
+follow the lids as well as the iris. Of 0.02, 0.04, 0.06 and 0.08, the margin that best finds
+irises moved +-0.03 and +-0.06 eye widths under still lids on the benchmark's real eyes (all at
+least 0.97 of the shift, 19 of 20 eyes measured)."""
 MIN_TEMPLATE = 0.25
 """An eye whose opening leaves less than this share of the template disc is not measured."""
 
@@ -235,7 +235,7 @@ def move_iris(
     range.
     """
     image = np.asarray(image, np.float64)
-    _, _, axis, width = eye_frame(landmarks)
+    origin, along, axis, width = eye_frame(landmarks)
     centre = np.asarray(landmarks, np.float64)[6]
     ys, xs = np.mgrid[0 : image.shape[0], 0 : image.shape[1]].astype(np.float64)
     beyond = np.clip((np.hypot(xs - centre[0], ys - centre[1]) - 0.2 * width) / (0.2 * width), 0, 1)
@@ -249,7 +249,6 @@ def move_iris(
          for c in range(channels.shape[-1])], axis=-1,
     )  # fmt: skip
     if lids_still:
-        origin, along, _, width = eye_frame(landmarks)
         u = ((xs - origin[0]) * along[0] + (ys - origin[1]) * along[1]) / width
         v = ((xs - origin[0]) * axis[0] + (ys - origin[1]) * axis[1]) / width
         moved = np.where(eye_opening(landmarks, u, v)[..., None], moved, channels)
