@@ -180,7 +180,8 @@ def vary_identities(identity: dict[str, np.ndarray], ids: np.ndarray) -> dict[st
 
     Widens what real photos show and the default renderer does not: narrow and wide openings,
     larger irises, greyer or redder sclerae, light to heavy lashes and eye make-up, deeper
-    creases and dark circles, skin tones beyond the four anchors.
+    creases and dark circles, skin tones beyond the four anchors; and puts the iris higher in
+    the opening, as real eyes have it.
     """
     rows_by_id = {}
     for value in np.unique(ids):

@@ -194,9 +194,10 @@ def generate_eye_pairs(
       size: output (W, H).
       appearance: "default" (the renderer the recorded results used) or "varied": per
         identity, wider lid openings, iris sizes, sclera tones, lashes, make-up, creases and skin
-        tones; per pair, wider lighting, glints that may vanish, stronger defocus and a camera
-        (Gaussian blur, contrast, gamma, saturation, white balance, brightness, 10% greyscale,
-        noise up to 0.025), shared by input and target (the noise itself drawn per image). Meant
+        tones, the iris higher in the opening; per pair, wider lighting, glints that may vanish,
+        stronger defocus and a camera (Gaussian blur, contrast, gamma, saturation, white balance,
+        brightness, 10% greyscale, noise up to 0.025), shared by input and target (the noise
+        itself drawn per image). Meant
         for models that must transfer to real photos (`thesis_jax.deepwarp.gaze`).
 
     Returns:
