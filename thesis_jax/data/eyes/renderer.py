@@ -197,8 +197,8 @@ def generate_eye_pairs(
         tones, the iris higher in the opening; per pair, wider lighting, glints that may vanish,
         stronger defocus and a camera (Gaussian blur, contrast, gamma, saturation, white balance,
         brightness, 10% greyscale, noise up to 0.025), shared by input and target (the noise
-        itself drawn per image). Meant
-        for models that must transfer to real photos (`thesis_jax.deepwarp.gaze`).
+        itself drawn per image). Meant for models that must transfer to real photos
+        (`thesis_jax.deepwarp.gaze`).
 
     Returns:
       EyePairs; angles are (vertical, horizontal) = target gaze - input gaze, positive
