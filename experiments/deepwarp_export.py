@@ -35,8 +35,8 @@ _SELECT = flags.DEFINE_bool(
 )
 
 
-def select_checkpoint(folder: str) -> tuple[int, tuple]:
-    """The step and (params, model_state, arch) of the kept checkpoint of `folder` whose
+def select_checkpoint(folder: str) -> tuple:
+    """(params, model_state, arch) of the kept checkpoint of `folder` whose
     `gain.renderer_agreement` strays least from 1; prints every checkpoint's row."""
     from thesis_jax.deepwarp import gain
 
@@ -53,7 +53,7 @@ def select_checkpoint(folder: str) -> tuple[int, tuple]:
         print(f"{step:<6} " + "  ".join(f"{r:5.2f}" for r in row) + f"   {error:.3f}")
     best = int(np.argmin(worst))
     print(f"selected step {steps[best]} (model / renderer within {worst[best]:.3f} of 1)")
-    return steps[best], gaze.load_model(folder, steps[best])
+    return gaze.load_model(folder, steps[best])
 
 
 def main(argv: list[str]) -> None:
@@ -67,7 +67,7 @@ def main(argv: list[str]) -> None:
                 f"experiments.deepwarp with the variant {_VARIANT.value!r}"
             )
         if _SELECT.value:
-            _, (params, model_state, arch) = select_checkpoint(folder)
+            params, model_state, arch = select_checkpoint(folder)
         else:
             params, model_state, arch = export.load_export(source)
         export.save_export(_OUTPUT.value, params, model_state, arch, dtype=np.float16)
