@@ -41,12 +41,17 @@ def test_dense_codes_equal_per_patch_codes(tiny_arch, code_params, image):
     np.testing.assert_allclose(np.asarray(blocked), dense, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("stride, block_rows", [(2, None), (3, None), (2, 4), (8, 2), (16, None)])
+@pytest.mark.parametrize(
+    "stride, block_rows",
+    [(2, None), (3, None), (4, None), (6, None), (2, 4), (4, 3), (8, 2), (16, None)],
+)
 def test_strided_dense_codes_are_the_dense_codes_on_the_grid(
     tiny_arch, code_params, image, stride, block_rows
 ):
-    # stride 8 and 16 (multiples of the total pooling stride) run the plain strided network;
-    # 2 and 3 the dilated one with its fully connected layers on the stride grid only
+    # 8 and 16 (multiples of the total pooling stride 8) run the plain strided network; 3 the
+    # dilated one with its fully connected layers on the stride grid; 2, 4 and 6 pool onto
+    # grids of step gcd(stride, pooling so far): after the three poolings 2, 2, 2 (stride 2),
+    # 2, 4, 4 (stride 4) and 2, 2, 2 (stride 6)
     dense = np.asarray(n4fields.dense_outputs(code_params, image, arch=tiny_arch))
     strided = n4fields.dense_outputs(
         code_params, image, arch=tiny_arch, stride=stride, block_rows=block_rows

@@ -11,8 +11,8 @@
    make the output at pixel (y, x) exactly the patch network's output on the patch centred
    there (rows y-17..y+16, the same mirrored pixels `sample_patches` reads); a test checks it.
    The work equals shift-and-stitch's: every feature of every shifted copy is computed once.
-   With `stride` a multiple of the total pooling stride the plain strided network gives the
-   outputs on that grid directly.
+   With `stride` s, each layer runs only where an output on the s-grid needs it: a multiple of
+   the total pooling stride is the plain strided network, and strides between mix the two.
 2. Nearest neighbour (eq. 3.3.2): each code is replaced by the index of the nearest dictionary
    code (`dictionary.nearest_neighbors`, exact on the accelerator or approximate).
 3. Transfer and averaging (eq. 3.3.1): the 16 x 16 annotation of that entry is pasted centred
@@ -34,6 +34,7 @@ map (`predict_central`), CNN-patch's 16 x 16 predictions pasted and averaged lik
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -60,46 +61,50 @@ def _conv(x: jax.Array, kernel: jax.Array, dilation: int, stride: int = 1) -> ja
     )
 
 
-@functools.partial(jax.jit, static_argnames=("arch", "dilated", "fc_stride"))
+@functools.partial(jax.jit, static_argnames=("arch", "stride"))
 def _dense_forward(
-    params: Any, padded: jax.Array, arch: Architecture, dilated: bool, fc_stride: int = 1
+    params: Any, padded: jax.Array, arch: Architecture, stride: int = 1
 ) -> jax.Array:
-    """The patch network applied to every window of `padded` (B, Hp, Wp, C).
+    """The patch network applied to the windows of `padded` (B, Hp, Wp, C) at every `stride`-th
+    pixel offset: (B, (Hp - rf) // stride + 1, (Wp - rf) // stride + 1, D).
 
-    dilated=True: outputs for windows at every pixel offset, (B, Hp - rf + 1, Wp - rf + 1, D);
-    with `fc_stride` s, at every s-th offset only: the convolutions still run at every pixel
-    (the fully connected layers read them spread out), but the fully connected layers, nine
-    tenths of the work of the default network, run on the s-times sparser grid.
-    dilated=False: for windows at multiples of the total stride.
+    Each layer is computed where some output needs it, and nowhere else. The feature map is kept
+    on a grid of step g input pixels (at first 1) and the layer's taps are `spread` = (product of
+    the pooling strides so far) / g grid steps apart. An output at pixel stride * i reads
+    features at stride * i + (product of the pooling strides) * k, so after each pooling the
+    map is subsampled to the grid of step gcd(stride, product): stride 1 gives the dilated
+    network at every pixel (Giusti et al. 2013), a multiple of the total pooling stride the
+    plain strided network, and the strides between mix the two (stride 2: the first pooling
+    strided, the later ones dilated). The first fully connected layer is then a convolution
+    with the last feature map's window, spread out, at stride / g.
     """
     x = padded.astype(jnp.float32)
     if arch.channel_mean is not None:
         x = x - jnp.asarray(arch.channel_mean, jnp.float32)
-    spread = 1
+    grid, product = 1, 1  # the map's grid step and the pooling strides so far, in pixels
     layers = zip(arch.conv_kernels, arch.conv_pools, strict=True)
     for i, (_, pool) in enumerate(layers):
         layer = params[f"conv{i + 1}"]
+        spread = product // grid
         x = jax.nn.relu(_conv(x, layer["kernel"], spread) + layer["bias"])
         if pool > 1:
-            window = (1, pool, pool, 1)
-            if dilated:
-                x = jax.lax.reduce_window(
-                    x,
-                    -jnp.inf,
-                    jax.lax.max,
-                    window,
-                    (1, 1, 1, 1),
-                    "VALID",
-                    window_dilation=(1, spread, spread, 1),
-                )
-                spread *= pool
-            else:
-                x = jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, "VALID")
+            product *= pool
+            step = math.gcd(stride, product) // grid
+            x = jax.lax.reduce_window(
+                x,
+                -jnp.inf,
+                jax.lax.max,
+                (1, pool, pool, 1),
+                (1, step, step, 1),
+                "VALID",
+                window_dilation=(1, spread, spread, 1),
+            )
+            grid *= step
     names = [f"fc{j + 1}" for j in range(len(arch.fc_features))] + ["output"]
     first = params[names[0]]
     size = arch.feature_size
     kernel = first["kernel"].reshape(size, size, x.shape[-1], -1)  # flatten order (h, w, c)
-    x = _conv(x, kernel, spread, fc_stride) + first["bias"]
+    x = _conv(x, kernel, product // grid, stride // grid) + first["bias"]
     for name in names[1:]:
         x = jax.nn.relu(x)
         x = jnp.einsum("bhwc,cd->bhwd", x, params[name]["kernel"]) + params[name]["bias"]
@@ -140,29 +145,21 @@ def dense_outputs(
         raise ValueError(f"stride must be >= 1, got {stride}")
     height, width = image.shape[:2]
     padded = pad_image(image, arch.patch_size)
-    dilated = stride % arch.total_stride != 0
-    step = 1 if dilated else arch.total_stride
-    rows = -(-height // step)  # output rows on the `step` grid
-    cols = -(-width // step)
-    field = arch.receptive_field
+    rows = -(-height // stride)  # outputs at pixels (stride i, stride j)
+    cols = -(-width // stride)
     if block_rows is None or block_rows >= rows:
-        if dilated and stride > 1:  # the fully connected layers on the stride grid alone
-            out = _dense_forward(params, padded[None], arch, True, fc_stride=stride)[0]
-            return out[: -(-height // stride), : -(-width // stride)]
-        out = _dense_forward(params, padded[None], arch, dilated)[0]
+        out = _dense_forward(params, padded[None], arch, stride)[0]
     else:
-        needed = (block_rows - 1) * step + field
+        needed = (block_rows - 1) * stride + arch.receptive_field
         total = -(-rows // block_rows) * block_rows
-        extra = max(0, (total - 1) * step + field - padded.shape[0])
+        extra = max(0, (total - 1) * stride + arch.receptive_field - padded.shape[0])
         padded = jnp.pad(padded, ((0, extra), (0, 0), (0, 0)))
         blocks = []
         for start in range(0, rows, block_rows):
-            window = jax.lax.dynamic_slice_in_dim(padded, start * step, needed, axis=0)
-            blocks.append(_dense_forward(params, window[None], arch, dilated)[0, :block_rows])
+            window = jax.lax.dynamic_slice_in_dim(padded, start * stride, needed, axis=0)
+            blocks.append(_dense_forward(params, window[None], arch, stride)[0, :block_rows])
         out = jnp.concatenate(blocks, axis=0)
-    out = out[:rows, :cols]
-    sub = stride // step
-    return out[::sub, ::sub]
+    return out[:rows, :cols]
 
 
 @functools.partial(jax.jit, static_argnames=("image_shape", "stride"))
