@@ -13,6 +13,7 @@
 #                    runs/bench/summary.json), then SPIRAL training, Ray with 1, 2, 4 actors,
 #                    N4-Fields' speed and BSDS scores by stride, gaze correction fps and how
 #                    far it moves real eyes (gaze_gain.py)
+#   make device-wheels  what benchmarks/device_check.sh (the same table on a lent GPU) carries
 #   make lint        ruff check + format check
 
 SHELL := /bin/bash
@@ -32,7 +33,7 @@ PYTEST_WORKERS ?= 2
 # make demo BUDGET=3: every section of the tour trains three times longer
 BUDGET ?= 1
 
-.PHONY: demo test test-smoke test-slow bench lint system-packages clean
+.PHONY: demo test test-smoke test-slow bench device-wheels lint system-packages clean
 
 system-packages:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do \
@@ -97,6 +98,12 @@ bench: system-packages $(VENV)/.installed-mujoco+gaze+ray+dev
 	$(PY) benchmarks/n4fields_stride.py --json-out=runs/bench/n4fields_stride.json
 	$(PY) benchmarks/gaze.py
 	$(PY) benchmarks/gaze_gain.py
+
+# The wheels benchmarks/device_check.sh installs on a lent GPU machine, which has no network and
+# lacks only these of the benchmarks' needs (pure Python; .whl/ is ignored, carried by the call).
+device-wheels: $(VENV)/.installed-dev
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+	  "ml-collections==$$($(PY) -c 'import importlib.metadata as m; print(m.version("ml-collections"))')"
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,10 @@ against the 5-second goal). Then prints one row per comparison: what, ours, thei
 so that before and after can be compared from two JSON files. A benchmark that fails or whose
 peer is missing gives its row with the reason instead of a ratio; the exit status is 1 only if a
 benchmark crashed.
+
+On a machine whose JAX runs on an accelerator (`benchmarks/device_check.sh`), each JAX row is
+compared with PyTorch on CUDA instead of the CPU, JaxPaint also runs 8,192 canvases at once, and
+N4-Fields' committee is held to 0.1 s per image instead of 5 s.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ RUNS = (
     ("paint", "spiral_envs.py", ("--skip=mujoco", "--batch-sizes=64,1024", "--repeats=3")),
     ("n4fields", "n4fields.py", ("--bench-images=0", "--repeats=2")),
 )
+TORCH_PEERS = ("dann_step.py", "deepwarp.py")  # the scripts that take --torch-python
 QUICK_FLAGS = {  # tiny sizes: the summary's own test, and a look at the table in a minute
     "dann_mnist": ("--arch=mnist", "--steps=2", "--repeats=1", "--warmup=0"),
     "dann_svhn": ("--arch=svhn", "--steps=1", "--repeats=1", "--warmup=0"),
@@ -88,13 +93,45 @@ def benchmark_malloc() -> str:
     return peers.malloc_setting()  # what this process has is what they keep
 
 
-def run_all(reports: pathlib.Path, quick: bool, only: set[str]) -> dict[str, str]:
+ACCELERATOR_FLAGS = {  # replaces flags of `RUNS` where JAX runs on a GPU or TPU
+    "paint": ("--skip=mujoco", "--batch-sizes=64,1024,8192", "--repeats=3"),
+}
+GOAL_SECONDS = {"cpu": 5.0, "accelerator": 0.1}  # N4-Fields' committee at 3 scales, per image
+TORCH_DEVICE = {"cpu": "cpu", "gpu": "cuda"}  # a JAX platform -> the PyTorch device beside it
+
+
+def jax_platform() -> str:
+    """The platform JAX computes on here ("cpu", "gpu", "tpu"), asked in a child process so that
+    this one keeps no JAX state (the benchmarks set their own threads and flags)."""
+    result = subprocess.run(
+        [sys.executable, "-c", "import jax; print(jax.default_backend())"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    lines = result.stdout.split()
+    return lines[-1] if result.returncode == 0 and lines else "cpu"
+
+
+def run_all(
+    reports: pathlib.Path,
+    quick: bool,
+    only: set[str],
+    *,
+    platform: str = "cpu",
+    torch_python: str | None = None,
+) -> dict[str, str]:
     """Runs every benchmark of `RUNS`; returns name -> failure message for those that crashed."""
     failures = {}
     for name, script, flags in RUNS:
         if only and name not in only:
             continue
-        flags = QUICK_FLAGS[name] if quick else flags
+        if quick:
+            flags = QUICK_FLAGS[name]
+        elif platform != "cpu":
+            flags = ACCELERATOR_FLAGS.get(name, flags)
+        if torch_python and script in TORCH_PEERS:
+            flags = (*flags, f"--torch-python={torch_python}")
         out = reports / f"{name}.json"
         print(f"[summary] {script} {' '.join(flags)}", flush=True)
         start = time.perf_counter()
@@ -119,22 +156,33 @@ def _load(reports: pathlib.Path, name: str) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _peer_device(platform: str) -> str:
+    return TORCH_DEVICE.get(platform, platform)
+
+
+def _on(platform: str) -> str:
+    return "" if platform == "cpu" else f", {platform}"
+
+
 def dann_rows(report: dict | None, arch: str) -> list[dict]:
     what = f"DANN step, {arch} architecture (batch 128)"
     if report is None:
         return [{"what": what, "note": "not run"}]
     jax_row = next(r for r in report["results"] if r["side"] == "jax" and r["devices"] == 1)
+    device = _peer_device(jax_row["device"])
     torch_row = next(
-        (r for r in report["results"] if r["side"] == "pytorch" and r["device"] == "cpu"), None
+        (r for r in report["results"] if r["side"] == "pytorch" and r["device"] == device), None
     )
+    what += _on(jax_row["device"])
     row = {"what": what, "ours": f"{jax_row['steps_per_s']:.2f} steps/s"}
     if torch_row is None:
-        return [{**row, "note": "PyTorch not measured (make .venv-torch/bin/python)"}]
+        return [{**row, "note": f"PyTorch on {device} not measured (make .venv-torch/bin/python)"}]
     check = report.get("check", {}).get("ok")
+    peer = "PyTorch eager" + ("" if device == "cpu" else f", {device}")
     return [
         {
             **row,
-            "theirs": f"{torch_row['steps_per_s']:.2f} steps/s (PyTorch eager)",
+            "theirs": f"{torch_row['steps_per_s']:.2f} steps/s ({peer})",
             "ratio": jax_row["steps_per_s"] / torch_row["steps_per_s"],
             "note": "same numbers" if check else "EQUIVALENCE CHECK FAILED",
         }
@@ -151,17 +199,18 @@ def warp_rows(report: dict | None) -> list[dict]:
             for r in report["results"]
             if r["side"] == "jax" and r["implementation"] == "custom_vjp" and r["size"] == size
         ]
-        theirs = [
-            r
-            for r in report["results"]
-            if r["side"] == "pytorch" and r["device"] == "cpu" and r["size"] == size
-        ]
         for custom in mine:
-            what = f"warp fwd+bwd ({custom['mode']}), {size}"
+            device = _peer_device(custom["device"])
+            theirs = [
+                r
+                for r in report["results"]
+                if r["side"] == "pytorch" and r["device"] == device and r["size"] == size
+            ]
+            what = f"warp fwd+bwd ({custom['mode']}), {size}{_on(custom['device'])}"
             row = {"what": what, "ours": f"{custom['ms_per_call']:.1f} ms (custom_vjp)"}
             peer = next((r for r in theirs if r["mode"] == custom["mode"]), None)
             if peer is None:
-                rows.append({**row, "note": "PyTorch not measured"})
+                rows.append({**row, "note": f"PyTorch on {device} not measured"})
                 continue
             rows.append(
                 {
@@ -201,7 +250,7 @@ def paint_rows(report: dict | None, threads: int) -> list[dict]:
     return rows
 
 
-def n4_rows(report: dict | None, goal_seconds: float = 5.0) -> list[dict]:
+def n4_rows(report: dict | None) -> list[dict]:
     if report is None:
         return [{"what": "N4-Fields inference per image", "note": "not run"}]
     rows = []
@@ -213,8 +262,10 @@ def n4_rows(report: dict | None, goal_seconds: float = 5.0) -> list[dict]:
             "ours": f"{row['seconds_per_image']:.2f} s/image",
         }
         if " nets, " in row["what"]:  # the committee over the scales: the issue's goal
-            line["theirs"] = f"{goal_seconds:g} s (the goal on 2 cores)"
-            line["ratio"] = goal_seconds / row["seconds_per_image"]
+            on_cpu = row["device"] == "cpu"
+            goal = GOAL_SECONDS["cpu" if on_cpu else "accelerator"]
+            line["theirs"] = f"{goal:g} s (the goal {'on 2 cores' if on_cpu else 'on a GPU'})"
+            line["ratio"] = goal / row["seconds_per_image"]
         rows.append(line)
     return rows
 
@@ -231,11 +282,15 @@ def tabulate(reports: pathlib.Path, threads: int) -> list[dict]:
 
 
 def format_table(rows: list[dict], info: dict) -> str:
+    busy = max(info["load_1min_before"], info.get("load_1min_after", 0.0)) > info["cpus"]
+    platform = info.get("jax_platform", "cpu")
     lines = [
-        f"Speed summary on {info['cpu']} ({info['cpus']} CPUs), Python {info['python']}; load "
-        f"average {info['load_1min_before']:.2f} before, {info.get('load_1min_after', 0):.2f} "
-        f"after (above the CPU count, other processes competed); malloc: "
-        f"{info.get('malloc', 'default')}",
+        f"Speed summary on {info['cpu']} ({info['cpus']} CPUs"
+        + ("" if platform == "cpu" else f", JAX on {platform}")
+        + f"), Python {info['python']}; load average {info['load_1min_before']:.2f} before, "
+        f"{info.get('load_1min_after', 0):.2f} after"
+        + (" (above the CPU count: other processes competed)" if busy else "")
+        + f"; malloc: {info.get('malloc', 'default')}",
         "",
         "| what | ours | theirs | ratio |",
         "|---|---|---|---|",
@@ -256,6 +311,9 @@ def main() -> int:
     parser.add_argument("--from", dest="source", type=pathlib.Path, default=None)
     parser.add_argument("--only", default="", help=f"comma list of {[r[0] for r in RUNS]}")
     parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
+    parser.add_argument(
+        "--torch-python", default=None, help="the PyTorch peers' interpreter (default: theirs)"
+    )
     args = parser.parse_args()
     only = {name for name in args.only.split(",") if name}
     unknown = only - {name for name, _, _ in RUNS}
@@ -267,7 +325,11 @@ def main() -> int:
         reports = args.source or args.reports or pathlib.Path(scratch)
         if args.source is None:
             reports.mkdir(parents=True, exist_ok=True)
-            failures = run_all(reports, args.quick, only)
+            platform = jax_platform()
+            info["jax_platform"] = platform
+            failures = run_all(
+                reports, args.quick, only, platform=platform, torch_python=args.torch_python
+            )
         info["load_1min_after"] = os.getloadavg()[0]
         rows = tabulate(reports, info["cpus"])  # XLA:CPU's threads: the usable CPUs
     for name, failure in failures.items():

@@ -56,3 +56,72 @@ def test_summary_tabulates_the_reports_it_ran_and_names_the_rest(tmp_path):
         check=False,
     )
     assert again.returncode == 0 and row["ours"] in again.stdout
+
+
+def _summary_module(monkeypatch):
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # summary imports its sibling `peers`
+    spec = importlib.util.spec_from_file_location("summary", ROOT / "benchmarks" / "summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _reports(folder, platform):
+    """Reports as the benchmarks write them, PyTorch measured on the CPU and on CUDA."""
+    folder.mkdir()
+    dann = {
+        "check": {"ok": True},
+        "results": [
+            {"side": "jax", "devices": 1, "device": platform, "steps_per_s": 40.0},
+            {"side": "pytorch", "devices": 1, "device": "cpu", "steps_per_s": 20.0},
+            {"side": "pytorch", "devices": 1, "device": "cuda", "steps_per_s": 80.0},
+        ],
+    }
+    for arch in ("mnist", "svhn", "gtsrb"):
+        (folder / f"dann_{arch}.json").write_text(json.dumps(dann))
+    size = "128x41x51x3"
+    warp = {
+        "sizes": [size],
+        "results": [
+            {"side": "jax", "implementation": "custom_vjp", "device": platform, "size": size,
+             "mode": "image+flow", "ms_per_call": 2.0},
+            {"side": "pytorch", "device": "cpu", "size": size, "mode": "image+flow",
+             "ms_per_call": 4.0},
+            {"side": "pytorch", "device": "cuda", "size": size, "mode": "image+flow",
+             "ms_per_call": 1.0},
+        ],
+    }  # fmt: skip
+    (folder / "warp.json").write_text(json.dumps(warp))
+    n4 = {"results": [{"what": "committee of 3 nets, 3 scales", "device": platform,
+                       "seconds_per_image": 0.5}]}  # fmt: skip
+    (folder / "n4fields.json").write_text(json.dumps(n4))
+
+
+@pytest.mark.parametrize(
+    "platform, peer, dann_ratio, warp_ratio, goal",
+    [("cpu", "cpu", 2.0, 2.0, 5.0), ("gpu", "cuda", 0.5, 0.5, 0.1)],
+)
+def test_jax_on_a_gpu_is_compared_with_pytorch_on_cuda(
+    tmp_path, monkeypatch, platform, peer, dann_ratio, warp_ratio, goal
+):
+    summary = _summary_module(monkeypatch)
+    _reports(tmp_path / "reports", platform)
+    rows = summary.tabulate(tmp_path / "reports", threads=16)
+    on = "" if platform == "cpu" else ", gpu"
+    by_what = {row["what"]: row for row in rows}
+    dann = by_what[f"DANN step, gtsrb architecture (batch 128){on}"]
+    assert dann["ratio"] == pytest.approx(dann_ratio)
+    assert ("cuda" in dann["theirs"]) == (peer == "cuda")
+    warp = by_what[f"warp fwd+bwd (image+flow), 128x41x51x3{on}"]
+    assert warp["ratio"] == pytest.approx(warp_ratio)
+    n4 = by_what[f"inference: committee of 3 nets, 3 scales ({platform})"]
+    assert n4["ratio"] == pytest.approx(goal / 0.5)
+    info = {"cpu": "X", "cpus": 16, "python": "3.12", "load_1min_before": 0.5,
+            "load_1min_after": 20.0, "jax_platform": platform}  # fmt: skip
+    header = summary.format_table(rows, info).splitlines()[0]
+    assert ("JAX on gpu" in header) == (platform == "gpu")
+    assert "other processes competed" in header
+    info["load_1min_after"] = 1.0  # under the CPU count: no warning
+    assert "competed" not in summary.format_table(rows, info)
