@@ -39,11 +39,27 @@ def _run(tmp_path, *args):
     )
 
 
-def test_bad_arguments_are_refused_before_ray_starts(tmp_path):
-    result = _run(tmp_path, "--warmup=5", "--chunk=10")
-    assert result.returncode == 2 and "multiple of --chunk" in result.stderr
-    result = _run(tmp_path, "--actors=0")
-    assert result.returncode == 2 and "positive counts" in result.stderr
+def test_bad_arguments_are_refused_before_ray_starts(monkeypatch, capsys):
+    # in this process (a child would spend seconds importing what the worker has): a flag's
+    # error must come from the parser, before any config is loaded or Ray is started
+    import importlib.util
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    path = ROOT / "benchmarks" / "spiral_scaling.py"
+    spec = importlib.util.spec_from_file_location("spiral_scaling", path)
+    scaling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(scaling)
+    monkeypatch.setattr(scaling.distributed, "init_ray", _never_called)
+    monkeypatch.setattr(scaling.core, "get_config", _never_called)
+    for flags, message in [(["--warmup=5", "--chunk=10"], "multiple of --chunk"),
+                           (["--actors=0"], "positive counts")]:  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            scaling.main(flags)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def _never_called(*args, **kwargs):
+    raise AssertionError("a bad flag got past the parser")
 
 
 @pytest.mark.slow

@@ -70,3 +70,21 @@ def test_importing_the_data_package_does_not_import_tensorflow():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=120)
+
+
+def test_a_missing_dataset_is_reported_without_starting_tensorflow(tmp_path):
+    code = (
+        "import sys\n"
+        "from thesis_jax.data import DatasetNotFoundError, load_tfds_arrays\n"
+        f"for name in ('mnist', 'mnist_typo'):\n"
+        "    try:\n"
+        f"        load_tfds_arrays(name, 'train', {str(tmp_path)!r})\n"
+        "    except (DatasetNotFoundError, ValueError) as error:\n"
+        "        print(type(error).__name__)\n"
+        "assert 'tensorflow' not in sys.modules\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["DatasetNotFoundError", "ValueError"]

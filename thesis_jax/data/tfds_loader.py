@@ -4,8 +4,9 @@ The DANN digit experiments (thesis sec. 5.4.4: MNIST, SVHN) read their real data
 tensorflow-datasets. No machine of this project reaches the internet, so this module never
 downloads: a dataset that is not prepared in the data directory raises `DatasetNotFoundError`
 with the command that prepares it on a connected machine. TensorFlow is imported only inside
-`load_tfds_arrays`, so importing `thesis_jax.data` stays free of it, and TensorFlow is kept off
-the GPUs so that it leaves accelerator memory to JAX.
+`load_tfds_arrays`, and only when the dataset's folder exists (a missing one is reported in
+about a second instead of the three or more TensorFlow takes to start), so importing
+`thesis_jax.data` stays free of it; it is kept off the GPUs, leaving accelerator memory to JAX.
 """
 
 import os
@@ -58,6 +59,25 @@ def _import_tfds() -> Any:
     return tfds
 
 
+def _unknown_name(name: str) -> ValueError:
+    return ValueError(
+        f"tensorflow-datasets has no dataset called {name!r}; see "
+        "https://www.tensorflow.org/datasets/catalog/overview for the names."
+    )
+
+
+def _check_known(name: str) -> None:
+    """ValueError if tfds registers no dataset `name` (its registry needs no TensorFlow: about a
+    second, against three or more for importing TensorFlow)."""
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        _import_tfds()  # the install hint
+        raise
+    if name not in tfds.list_builders(with_community_datasets=False):
+        raise _unknown_name(name)
+
+
 def _flatten(tree: Any, prefix: str = "") -> dict[str, np.ndarray]:
     if isinstance(tree, dict):
         flat = {}
@@ -86,15 +106,20 @@ def load_tfds_arrays(
       DatasetNotFoundError: the dataset is not prepared in the data directory.
       ValueError: tfds has no dataset called `name`.
     """
-    tfds = _import_tfds()
     root = resolve_data_dir(data_dir)
+    base = name.split(":")[0].split("/")[0]
+    if not (root / base).is_dir():  # nothing prepared there: say so before TensorFlow starts
+        _check_known(base)
+        raise DatasetNotFoundError(
+            f"tfds dataset {name!r} (split {split!r})",
+            [root / base],
+            prepare_instructions(base, root),
+        )
+    tfds = _import_tfds()
     try:
         builder = tfds.builder(name, data_dir=str(root))
     except tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(
-            f"tensorflow-datasets has no dataset called {name!r}; see "
-            "https://www.tensorflow.org/datasets/catalog/overview for the names."
-        ) from error
+        raise _unknown_name(name) from error
     if not builder.is_prepared():
         raise DatasetNotFoundError(
             f"tfds dataset {name!r} (split {split!r}, version {builder.version})",
