@@ -176,7 +176,8 @@ def dann_rows(report: dict | None, arch: str) -> list[dict]:
     what += _on(jax_row["device"])
     row = {"what": what, "ours": f"{jax_row['steps_per_s']:.2f} steps/s"}
     if torch_row is None:
-        return [{**row, "note": f"PyTorch on {device} not measured (make .venv-torch/bin/python)"}]
+        hint = "make .venv-torch/bin/python" if device == "cpu" else "no PyTorch with CUDA there"
+        return [{**row, "note": f"PyTorch on {device} not measured ({hint})"}]
     check = report.get("check", {}).get("ok")
     peer = "PyTorch eager" + ("" if device == "cpu" else f", {device}")
     return [
