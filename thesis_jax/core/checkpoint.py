@@ -27,7 +27,6 @@ import zlib
 from typing import Any
 
 import jax
-import orbax.checkpoint as ocp
 from absl import logging as absl_logging
 
 from thesis_jax.core.errors import CheckpointError
@@ -37,6 +36,14 @@ logging.getLogger("orbax").setLevel(logging.WARNING)
 logging.getLogger("absl").addFilter(
     lambda record: "orbax" not in record.pathname or record.levelno >= logging.WARNING
 )
+
+
+def _orbax() -> Any:
+    """`orbax.checkpoint`, imported on first use: a quarter of a second that a binary answering a
+    bad flag, or a program that never checkpoints, does not spend."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
 
 
 def _for_saving(state: Any) -> Any:
@@ -224,13 +231,13 @@ class Checkpointer:
         if keep < 1:
             raise ValueError(f"keep must be >= 1, got {keep}")
         self.directory = os.path.abspath(os.fspath(directory))
-        options = ocp.CheckpointManagerOptions(
+        options = _orbax().CheckpointManagerOptions(
             max_to_keep=keep,
             save_interval_steps=save_every,
             enable_async_checkpointing=False,
             create=True,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = _orbax().CheckpointManager(self.directory, options=options)
 
     @property
     def latest_step(self) -> int | None:
@@ -249,7 +256,7 @@ class Checkpointer:
         restores (damaged, or saved by a different model), nothing is moved and
         `CheckpointError` names the folder to move away.
         """
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, template)
+        abstract = jax.tree.map(_orbax().utils.to_shape_dtype_struct, template)
         if step is not None:
             return self._restore(step, abstract)
         steps = sorted(self.all_steps(), reverse=True)
@@ -297,7 +304,7 @@ class Checkpointer:
             )
         _drop_closed_loop_noise()  # before: the stragglers start while restore still runs
         try:
-            return self._manager.restore(step, args=ocp.args.StandardRestore(abstract))
+            return self._manager.restore(step, args=_orbax().args.StandardRestore(abstract))
         except Exception as e:  # orbax / tensorstore raise many types for damaged files
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if len(reason) > 160:
@@ -311,7 +318,7 @@ class Checkpointer:
         """Saves if `step` is on the save interval; returns whether it saved."""
         if not self._manager.should_save(step):
             return False
-        saved = self._manager.save(step, args=ocp.args.StandardSave(_for_saving(state)))
+        saved = self._manager.save(step, args=_orbax().args.StandardSave(_for_saving(state)))
         if saved:
             self._record(step)
         return saved
@@ -320,7 +327,7 @@ class Checkpointer:
         """Saves now, whatever the interval (at exit, on SIGTERM); no-op if `step` is saved."""
         if step in self._manager.all_steps():
             return
-        self._manager.save(step, args=ocp.args.StandardSave(_for_saving(state)), force=True)
+        self._manager.save(step, args=_orbax().args.StandardSave(_for_saving(state)), force=True)
         self._manager.wait_until_finished()
         self._record(step)
 
