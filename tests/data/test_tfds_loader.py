@@ -76,7 +76,7 @@ def test_a_missing_dataset_is_reported_without_starting_tensorflow(tmp_path):
     code = (
         "import sys\n"
         "from thesis_jax.data import DatasetNotFoundError, load_tfds_arrays\n"
-        f"for name in ('mnist', 'mnist_typo'):\n"
+        "for name in ('mnist', 'mnist_typo'):\n"
         "    try:\n"
         f"        load_tfds_arrays(name, 'train', {str(tmp_path)!r})\n"
         "    except (DatasetNotFoundError, ValueError) as error:\n"
