@@ -147,7 +147,7 @@ _CHUNK = 128  # keys per chunk of the two-level search in `_nearest_in_blocks`
 
 @functools.partial(jax.jit, static_argnames="key_block")
 def _nearest_in_blocks(
-    queries: jax.Array, keys: jax.Array, key_norms: jax.Array, key_block: int
+    queries: jax.Array, augmented_keys: jax.Array, key_block: int
 ) -> tuple[jax.Array, jax.Array]:
     """Nearest key of each query, scanning the keys key_block at a time.
 
@@ -163,13 +163,9 @@ def _nearest_in_blocks(
     """
     num_queries, dim = queries.shape
     chunks = key_block // _CHUNK
-    offsets = jnp.arange(keys.shape[0] // key_block, dtype=jnp.int32) * key_block
+    offsets = jnp.arange(augmented_keys.shape[0] // key_block, dtype=jnp.int32) * key_block
     ones = jnp.ones((num_queries, 1), queries.dtype)
     augmented_queries = jnp.concatenate([queries, ones], axis=1)
-    # padding keys (norm inf) become [0, ..., 0, inf]: every query is infinitely far from them
-    augmented_keys = jnp.concatenate(
-        [jnp.where(jnp.isinf(key_norms)[:, None], 0.0, -2.0 * keys), key_norms[:, None]], axis=1
-    )
 
     def scan_keys(carry, block):
         best, best_index = carry
@@ -228,9 +224,12 @@ def exact_nearest_neighbors(
     padded_keys = _round_up(num_keys, key_block)
     keys = jnp.pad(keys, ((0, padded_keys - num_keys), (0, 0)))
     key_norms = jnp.where(jnp.arange(padded_keys) < num_keys, jnp.sum(keys**2, axis=1), jnp.inf)
+    # [-2 k, |k|^2] (see `_nearest_in_blocks`), once per search: a padding row, [0, ..., 0, inf],
+    # is infinitely far from every query
+    augmented_keys = jnp.concatenate([-2.0 * keys, key_norms[:, None]], axis=1)
     queries = jnp.pad(queries, ((0, _round_up(num_queries, query_block) - num_queries), (0, 0)))
     results = [
-        _nearest_in_blocks(queries[start : start + query_block], keys, key_norms, key_block)
+        _nearest_in_blocks(queries[start : start + query_block], augmented_keys, key_block)
         for start in range(0, queries.shape[0], query_block)
     ]
     index = jnp.concatenate([r[0] for r in results])[:num_queries]
