@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import pathlib
 import subprocess
@@ -29,3 +30,10 @@ def run_benchmark(
         check=False,
     )
     return result, json_out
+
+
+def benchmark_module(name: str, monkeypatch) -> object:
+    """benchmarks/<name>.py imported in this process (the scripts import their siblings, such as
+    `peers`, by name, so their folder goes on sys.path for the test)."""
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    return importlib.import_module(name)

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from tests.benchmarks.runner import benchmark_module
 from thesis_jax.core import native
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -58,10 +59,8 @@ def test_benchmark_reports_every_renderer_as_a_ratio_to_libmypaint(tmp_path):
     assert payload["rows"][0]["ratio_to_libmypaint"] == 1.0
 
 
-def test_random_actions_are_valid_and_pin_fixed_components():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import spiral_envs
-
+def test_random_actions_are_valid_and_pin_fixed_components(monkeypatch):
+    spiral_envs = benchmark_module("spiral_envs", monkeypatch)
     from thesis_jax.spiral.envs import spec
 
     action_spec = spec.paint_action_spec(spec.PaintConfig())

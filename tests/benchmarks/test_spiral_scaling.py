@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from tests.benchmarks.runner import benchmark_module
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TINY = [
     "batch_size=8",
@@ -42,13 +44,7 @@ def _run(tmp_path, *args):
 def test_bad_arguments_are_refused_before_ray_starts(monkeypatch, capsys):
     # in this process (a child would spend seconds importing what the worker has): a flag's
     # error must come from the parser, before any config is loaded or Ray is started
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    path = ROOT / "benchmarks" / "spiral_scaling.py"
-    spec = importlib.util.spec_from_file_location("spiral_scaling", path)
-    scaling = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(scaling)
+    scaling = benchmark_module("spiral_scaling", monkeypatch)
     monkeypatch.setattr(scaling.distributed, "init_ray", _never_called)
     monkeypatch.setattr(scaling.core, "get_config", _never_called)
     for flags, message in [(["--warmup=5", "--chunk=10"], "multiple of --chunk"),

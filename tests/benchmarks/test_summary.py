@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.benchmarks.runner import ROOT
+from tests.benchmarks.runner import ROOT, benchmark_module
 
 
 @pytest.mark.e2e
@@ -58,16 +58,6 @@ def test_summary_tabulates_the_reports_it_ran_and_names_the_rest(tmp_path):
     assert again.returncode == 0 and row["ours"] in again.stdout
 
 
-def _summary_module(monkeypatch):
-    import importlib.util
-
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # summary imports its sibling `peers`
-    spec = importlib.util.spec_from_file_location("summary", ROOT / "benchmarks" / "summary.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _reports(folder, platform):
     """Reports as the benchmarks write them, PyTorch measured on the CPU and on CUDA."""
     folder.mkdir()
@@ -106,7 +96,7 @@ def _reports(folder, platform):
 def test_jax_on_a_gpu_is_compared_with_pytorch_on_cuda(
     tmp_path, monkeypatch, platform, peer, dann_ratio, warp_ratio, goal
 ):
-    summary = _summary_module(monkeypatch)
+    summary = benchmark_module("summary", monkeypatch)
     _reports(tmp_path / "reports", platform)
     rows = summary.tabulate(tmp_path / "reports", threads=16)
     on = "" if platform == "cpu" else ", gpu"
