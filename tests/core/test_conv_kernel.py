@@ -23,6 +23,7 @@ CASES = [
     (2, 10, 11, 2, 16, (3, 5), (3, 2), ((2, 0), (1, 3))),  # stride 3 x 2, rectangular kernel
     (2, 12, 12, 7, 16, (3, 3), (1, 1), ((-1, 1), (1, -1))),  # negative padding crops
     (37, 9, 9, 13, 16, (2, 2), (1, 1), ((0, 1), (0, 1))),  # a batch of a prime size
+    (2, 16, 16, 24, 32, (3, 3), (1, 1), ((2, 2), (2, 2))),  # rows of 8 + 8 + 2 pixels
     (3, 16, 16, 16, 1, (3, 3), (1, 1), ((1, 1), (1, 1))),  # one output: SPIRAL's spatial logits
     (2, 11, 9, 5, 1, (3, 2), (2, 1), ((1, 0), (0, 1))),  # one output, runs of 10 inputs
 ]

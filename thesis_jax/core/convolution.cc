@@ -212,7 +212,9 @@ ffi::Error KernelGradientImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x,
 // The forward pass, y[n, oy, ox, co] = sum over ky, kx, ci of x[n, oy * sh + ky - top,
 // ox * sw + kx - left, ci] * w[ky, kx, ci, co], on the zero-padded image: for each kernel row ky
 // the (kx, ci) entries are one contiguous run in w and in the padded row, and kPixels consecutive
-// output pixels of a row share each load of a kernel entry's 16 output channels.
+// output pixels of a row share each load of a kernel entry's 16 output channels. A row's last
+// (width mod 8) pixels go as one smaller block: taken one at a time, each pixel's multiply-adds
+// waited on one another (DANN GTSRB's 3x3 input gradient, 18 pixels wide: 30.7 -> 25.8 ms).
 template <int kPixels>
 inline void ForwardPixels(const Geometry& s, const float* padded, int64_t padded_width,
                           const float* w, float* y_row, int64_t oy, int64_t ox, int64_t co) {
@@ -246,7 +248,11 @@ void ForwardImage(const Geometry& s, const float* x, const float* w, float* y, f
       for (; ox + kPixels <= s.out_width; ox += kPixels) {
         ForwardPixels<kPixels>(s, padded, padded_width, w, y_row, oy, ox, co);
       }
-      for (; ox < s.out_width; ++ox) ForwardPixels<1>(s, padded, padded_width, w, y_row, oy, ox, co);
+      if (ox < s.out_width) {
+        WithBlock(s.out_width - ox, [&]<int kBlock>() {
+          ForwardPixels<kBlock>(s, padded, padded_width, w, y_row, oy, ox, co);
+        });
+      }
     }
   }
 }

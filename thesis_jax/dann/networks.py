@@ -73,14 +73,17 @@ class ConvFeatures(nn.Module):
                 padding=self.padding,
                 kernel_gradient_chunk=self.kernel_gradient_chunk,
             )
-            x = conv(x)
             if pool and pool == stride:
-                # Max-pooling commutes with the ReLU: windows that tile the map are pooled
-                # first, leaving a quarter of the ReLUs (GTSRB's step 4% faster). Overlapping
-                # windows (SVHN's) keep the ReLU first, which XLA fuses into their slices.
-                x = nn.relu(max_pool(x, pool, stride, self.padding))
+                # Max-pooling commutes with the ReLU and with the bias: windows that tile the
+                # map are pooled first, leaving a quarter of the ReLUs and bias additions
+                # (GTSRB's step 4% faster for the ReLUs). Overlapping windows (SVHN's) keep the
+                # ReLU first, which XLA fuses into their slices.
+                pooled = functools.partial(
+                    max_pool, window=pool, stride=stride, padding=self.padding
+                )
+                x = nn.relu(conv(x, pool=pooled))
             else:
-                x = nn.relu(x)
+                x = nn.relu(conv(x))
                 if pool:
                     x = max_pool(x, pool, stride, self.padding)
         return x.reshape(x.shape[0], -1)
@@ -140,8 +143,9 @@ def _thesis_components(
         )
     if architecture == "gtsrb":  # fig. 5.3 (C)
         return (
-            # Kernel gradients over slices of 8 images: the step 1.83 -> 2.50 per second on 2
-            # CPU cores (the MNIST and SVHN networks' 5-9% slower that way, so not theirs).
+            # Kernel gradients over slices of 8 images where the compiled kernels do not run
+            # (`native.disabled()`): the step 1.83 -> 2.50 per second on 2 CPU cores before
+            # they did (the MNIST and SVHN networks' 5-9% slower that way, so not theirs).
             ConvFeatures([(96, 5, 2, 2), (144, 3, 2, 2), (256, 5, 2, 2)], kernel_gradient_chunk=8),
             MLP([512], num_classes),
             MLP([1024, 1024], 2),
