@@ -44,7 +44,8 @@ RUNS = (
     ("dann_mnist", "dann_step.py", ("--arch=mnist", "--steps=30", "--repeats=3")),
     ("dann_svhn", "dann_step.py", ("--arch=svhn", "--steps=5", "--repeats=3")),
     ("dann_gtsrb", "dann_step.py", ("--arch=gtsrb", "--steps=5", "--repeats=3")),
-    ("warp", "deepwarp.py", ("--modes=image+flow", "--calls=10", "--repeats=3")),
+    # Calls of 3-8 ms: with 10 a repeat, whole runs came out 1.8x slow on a shared 2-core VM.
+    ("warp", "deepwarp.py", ("--modes=image+flow", "--calls=40", "--repeats=5")),
     ("paint", "spiral_envs.py", ("--skip=mujoco", "--batch-sizes=64,1024", "--repeats=3")),
     # The thesis's dense map (stride 1: ~200 s a call on 2 cores, so one timed call), then its
     # own remedy, a code every 8 pixels (sec. 3.3.3; BSDS scores by stride: n4fields_stride.py).
