@@ -66,11 +66,11 @@ demo: system-packages $(VENV)/.installed-tensorboard+mujoco
 	$(PY) -m experiments.tour --workdir=runs/tour --budget=$(BUDGET)
 
 # The PyTorch venv lets the benchmark's model-parity tests run; they skip (with the reason) if it
-# cannot be built.
+# cannot be built. Each stage ends with its 15 slowest tests (the fast suite's budget: 5 minutes).
 test: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	-@$(MAKE) -s $(VENV)-torch/bin/python
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal
-	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "smoke or e2e"
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal --durations=15
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "smoke or e2e" --durations=15
 
 test-smoke: system-packages $(VENV)/.installed-tfds+mujoco+nn+gaze+ray+dev
 	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist worksteal -m "smoke or e2e"
