@@ -12,8 +12,8 @@
 #   run(command="bash benchmarks/device_check.sh", carry=[".whl"], timeout_s=570)
 # It writes (at most the 8 files that come back) $OUT/summary.txt (the GPU, the table, the tail
 # of any failed benchmark's log), $OUT/summary.json and $OUT/reports.tar.gz (every benchmark's
-# JSON report and log). Its own time
-# limits end it within 8.5 minutes (not yet run on a GPU: the first run will say how long).
+# JSON report and log). Its own time limits end it within 8.5 minutes (not yet run on a GPU: the
+# first run will say how long).
 # Anywhere else it writes runs/device/.
 set -uo pipefail
 cd "$(dirname "$0")/.."
