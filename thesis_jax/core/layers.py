@@ -35,7 +35,6 @@ parameter trees and checkpoints do not change; the outputs equal Flax's up to fl
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -458,11 +457,10 @@ class Conv(_Convolution):
         64 x 36 x 36 x 96 floats, ~10 ms per half batch on 2 cores)."""
         kernel, bias = self.kernel_and_bias(x.shape[-1])
         strides, chunk = tuple(self.strides), self.kernel_gradient_chunk
+        kh, kw = self.kernel_size
         if strides != (1, 1):
             y = strided_conv(x, kernel, strides, self.padding)
-        elif _output_pixels(x, self.kernel_size, strides, self.padding) < math.prod(
-            self.kernel_size
-        ):
+        elif _output_pixels(x, (kh, kw), strides, self.padding) < kh * kw:
             y = small_output_conv(x, kernel, self.padding)
         else:
             y = fast_conv(x, kernel, self.padding, chunk)
